@@ -1,0 +1,5 @@
+"""`python -m allscreen` is the `allscreen` command."""
+
+from allscreen.cli import main
+
+main()

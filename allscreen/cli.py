@@ -1,0 +1,215 @@
+"""The `allscreen` command line: thin commands over the producer and worker functions."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from allscreen.errors import AllscreenError, ConfigError
+from allscreen.settings import Settings, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:  # pydantic's ValidationError
+        first = str(exc).splitlines()
+        raise ConfigError("invalid ALLSCREEN_* setting: " + " ".join(first[:3])) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Screen blood-smear archives for ALL on a fleet of Edge Impulse devices."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_name", help="Run name; submitting to it again only adds new images.")
+@click.option("--wait", is_flag=True, help="Show live progress until every image has a result.")
+@click.option(
+    "--labels",
+    type=click.Choice(["folder", "filename", "none"]),
+    default="none",
+    show_default=True,
+    help="Where ground truth comes from, if anywhere.",
+)
+@click.option("--model-sha256", "pin", help="Only a worker holding this model may classify.")
+def submit(
+    paths: tuple[Path, ...], run_name: str | None, wait: bool, labels: str, pin: str | None
+) -> None:
+    """Register the images under PATHS in a run and enqueue them for classification."""
+    from producer.submit import submit as do_submit
+
+    s = _settings()
+    done = do_submit(
+        list(paths),
+        s,
+        run_name=run_name,
+        labels=labels,  # type: ignore[arg-type]
+        pin=pin,
+    )
+    click.echo(done.run_name)
+    if wait:
+        _wait(s, done.run_name)
+
+
+def _wait(s: Settings, ref: str) -> None:
+    from producer.submit import open_engine, watch
+    from producer.summary import render_summary
+
+    run, c, seconds = watch(ref, s)
+    click.echo(render_summary(open_engine(s, create=False), run, c, seconds))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run: str, as_json: bool) -> None:
+    """Counts, accuracy and per-device latency of RUN."""
+    from producer.queries import find_run
+    from producer.submit import open_engine
+    from producer.summary import render_status, status_dict
+
+    engine = open_engine(_settings(), create=False)
+    data = status_dict(engine, find_run(engine, run))
+    click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--wait", is_flag=True, help="Show live progress until every image has a result.")
+def resume(run: str, wait: bool) -> None:
+    """Re-enqueue every image of RUN that has no result."""
+    from producer.submit import resume as do_resume
+
+    s = _settings()
+    do_resume(run, s)
+    if wait:
+        _wait(s, run)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the CSV ('-' for stdout).",
+)
+def export(run: str, csv_path: Path) -> None:
+    """Write one CSV row per image of RUN."""
+    from producer.export import export_csv
+    from producer.queries import find_run
+    from producer.submit import open_engine
+
+    engine = open_engine(_settings(), create=False)
+    run_row = find_run(engine, run)
+    if str(csv_path) == "-":
+        export_csv(engine, run_row.id, sys.stdout)
+        return
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        n = export_csv(engine, run_row.id, out)
+    click.echo(f"wrote {n} rows to {csv_path}", err=True)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Worker processes (default: one per core; one model each).",
+)
+@click.option("--device", help="Device name recorded with every result (default: host name).")
+@click.option("--check", is_flag=True, help="Only run the start-up checks, then exit 0 or 1.")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(
+    concurrency: int | None, device: str | None, check: bool, celery_args: tuple[str, ...]
+) -> None:
+    """Start a Celery worker with allscreen's configuration (extra args go to Celery)."""
+    from worker.preflight import run_checks
+
+    if device:
+        os.environ["ALLSCREEN_DEVICE"] = device
+        get_settings.cache_clear()
+    s = _settings()
+    name = s.device or socket.gethostname()
+    failures = run_checks(s, lambda line: click.echo(line, err=True))
+    if failures:
+        raise failures[0]
+    if check:
+        return
+    from worker.app import app
+
+    argv = [
+        "worker",
+        "--hostname",
+        f"{name}@%h",
+        "--queues",
+        s.queue,
+        "--concurrency",
+        str(concurrency or os.cpu_count() or 1),
+        "--without-gossip",
+        "--without-mingle",
+        "--loglevel",
+        "INFO",
+        *celery_args,
+    ]
+    app.worker_main(argv)
+
+
+@cli.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the results schema to this version's newest migration."""
+    from allscreen.db import get_engine, upgrade
+
+    upgrade(get_engine(_settings().database_url))
+    click.echo("database schema is current", err=True)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--run", "run_name", default="demo", show_default=True)
+@click.option("--workers", type=int, default=None, help="Worker processes (default: cores).")
+def demo(path: Path | None, run_name: str, workers: int | None) -> None:
+    """Screen a sample archive end to end on embedded defaults (Redis, SQLite, local workers)."""
+    from allscreen.demo import run_demo
+
+    run_demo(_settings(), path=path, run_name=run_name, workers=workers)
+
+
+def main() -> None:
+    """Entry point: expected failures print one line and exit with their code."""
+    try:
+        cli.main(standalone_mode=False)
+    except AllscreenError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo(
+            "allscreen: interrupted; the run is saved: submit again or `resume` it", err=True
+        )
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo(
+            "allscreen: interrupted; the run is saved: submit again or `resume` it", err=True
+        )
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

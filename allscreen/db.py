@@ -1,0 +1,131 @@
+"""Engines and schema checks. Connections open lazily: nothing connects at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from allscreen.errors import ConfigError, DatabaseUnavailable, SchemaOutdated
+from allscreen.settings import mask_url
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the producer read progress while workers write; busy_timeout rides out locks.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url`, refusing malformed URLs with a clear message."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"database URL is not valid: {mask_url(url)!r}") from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if parsed.drivername.startswith("sqlite"):
+            engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(
+                parsed, pool_pre_ping=True, pool_size=2, connect_args={"connect_timeout": 5}
+            )
+    except Exception as exc:  # driver import or option errors
+        raise ConfigError(f"cannot use database {mask_url(url)}: {exc}") from exc
+    return engine
+
+
+@lru_cache(maxsize=8)
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process (workers reuse its pool across tasks)."""
+    return make_engine(url)
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at the packaged migrations and at `url`."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The migration the database is at, or None for an empty database."""
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the database {mask_url(str(engine.url.render_as_string(False)))}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+        ) from exc
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration."""
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def ensure_schema(engine: Engine, *, create: bool) -> None:
+    """Check the schema is current. An empty database is migrated when `create` is true.
+
+    A database at an older revision is never upgraded implicitly: that is an operator's
+    decision (`allscreen db upgrade`), since other devices may still run the old code.
+    """
+    rev = current_revision(engine)
+    head = head_revision()
+    if rev == head:
+        return
+    if rev is None:
+        with engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+        if create and not tables:
+            upgrade(engine)
+            return
+        if not tables:
+            raise SchemaOutdated(
+                "the database has no allscreen schema yet: run `allscreen db upgrade` "
+                "or `allscreen submit` first"
+            )
+    raise SchemaOutdated(
+        f"the database schema is at revision {rev or 'none'}, this allscreen needs {head}: "
+        "run `allscreen db upgrade`"
+    )
+
+
+def dialect_insert(engine: Engine, table: Any) -> Any:
+    """An INSERT that supports ON CONFLICT for the engine's dialect (PostgreSQL or SQLite)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)

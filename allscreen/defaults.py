@@ -1,0 +1,35 @@
+"""Documented defaults. Every tunable number in allscreen starts here."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  #: the checkout (or site-packages) root
+
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  #: a local Redis, as on most dev machines
+DEFAULT_DATABASE_URL = "sqlite:///allscreen.db"  #: embedded SQLite in the working directory
+DEFAULT_MODEL = REPO_ROOT / "model" / "allscreen-all.eim"  #: the reference model's runner
+
+#: Images per task. A task costs about 1 ms to dispatch and the network under 1 ms per image,
+#: so batches amortise dispatch; see BENCHMARKS.md for the measurement behind the number.
+DEFAULT_BATCH_SIZE = 32
+#: Batches waiting in the broker before the producer pauses: keeps Redis memory flat.
+DEFAULT_MAX_QUEUED_BATCHES = 16
+#: A message larger than this is split; a single image larger than it is refused.
+DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Files larger than this are recorded as failed without decoding.
+DEFAULT_MAX_IMAGE_BYTES = 32 * 1024 * 1024
+#: Images whose header declares more pixels than this are refused (decompression bombs).
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+#: Seconds the model may take to create its socket and answer `hello`.
+DEFAULT_MODEL_START_TIMEOUT = 20.0
+#: Seconds one classification may take before the model counts as hung and is restarted.
+DEFAULT_MODEL_TIMEOUT = 10.0
+#: Attempts per image when the model dies or hangs on it, before it is recorded as failed.
+DEFAULT_MODEL_ATTEMPTS = 3
+#: Seconds before an unacknowledged message returns to the queue (Redis transport).
+DEFAULT_VISIBILITY_TIMEOUT = 600.0
+#: Seconds a worker keeps retrying a result write while the database is unreachable.
+DEFAULT_DB_RETRY_SECONDS = 300.0
+#: Deliveries of one batch that ended with its worker process dying, before its images are
+#: recorded as failed (a poison image must not crash workers forever).
+DEFAULT_MAX_DELIVERIES = 3
+QUEUE_NAME = "allscreen"  #: the Celery queue that carries classification batches

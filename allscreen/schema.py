@@ -1,0 +1,93 @@
+"""The results schema, shared by producer and worker. Alembic migrations create it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUS_DONE = "done"  #: the image was classified
+STATUS_FAILED = "failed"  #: the image could not be classified; `error` says why
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names, so migrations stay diffable."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Run(Base):
+    """A screening run: a named set of images screened together."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class Image(Base):
+    """One distinct image (by content) registered in a run."""
+
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("run_id", "sha256", name="uq_images_run_sha256"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)  # relative to the archive root, for people
+    location: Mapped[bytes] = mapped_column(LargeBinary)  # absolute path as raw bytes (any name)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    ground_truth: Mapped[str | None] = mapped_column(String(100))
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Result(Base):
+    """The outcome for one image of a run: exactly one row, written as an upsert."""
+
+    __tablename__ = "results"
+    __table_args__ = (
+        UniqueConstraint("run_id", "image_id", name="uq_results_run_image"),
+        Index("ix_results_run_status", "run_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10))
+    label: Mapped[str | None] = mapped_column(String(100))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[str | None] = mapped_column(Text)  # JSON {label: score}; labels from `hello`
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(50))
+    device: Mapped[str] = mapped_column(String(200))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decode_ms: Mapped[float | None] = mapped_column(Float)
+    inference_ms: Mapped[float | None] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text)

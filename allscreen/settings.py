@@ -1,0 +1,63 @@
+"""One typed settings object, read from `ALLSCREEN_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from allscreen import defaults
+
+
+class Settings(BaseSettings):
+    """Everything allscreen can be configured with. Unknown `ALLSCREEN_*` keys are refused."""
+
+    model_config = SettingsConfigDict(env_prefix="ALLSCREEN_", extra="forbid")
+
+    broker_url: str | None = Field(
+        default=None,
+        description="Redis URL; unset means the local default (or, for `demo`, an embedded Redis).",
+    )
+    database_url: str = defaults.DEFAULT_DATABASE_URL
+    model: Path = defaults.DEFAULT_MODEL
+    device: str | None = None
+    batch_size: int = Field(default=defaults.DEFAULT_BATCH_SIZE, ge=1, le=4096)
+    max_queued_batches: int = Field(default=defaults.DEFAULT_MAX_QUEUED_BATCHES, ge=1)
+    max_message_bytes: int = Field(default=defaults.DEFAULT_MAX_MESSAGE_BYTES, ge=1024)
+    max_image_bytes: int = Field(default=defaults.DEFAULT_MAX_IMAGE_BYTES, ge=1)
+    max_image_pixels: int = Field(default=defaults.DEFAULT_MAX_IMAGE_PIXELS, ge=1)
+    model_start_timeout: float = Field(default=defaults.DEFAULT_MODEL_START_TIMEOUT, gt=0)
+    model_timeout: float = Field(default=defaults.DEFAULT_MODEL_TIMEOUT, gt=0)
+    model_attempts: int = Field(default=defaults.DEFAULT_MODEL_ATTEMPTS, ge=1)
+    visibility_timeout: float = Field(default=defaults.DEFAULT_VISIBILITY_TIMEOUT, gt=0)
+    db_retry_seconds: float = Field(default=defaults.DEFAULT_DB_RETRY_SECONDS, ge=0)
+    max_deliveries: int = Field(default=defaults.DEFAULT_MAX_DELIVERIES, ge=1)
+    transport: Literal["bytes", "path"] = "bytes"
+    queue: str = defaults.QUEUE_NAME
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The broker URL in use: the configured one, else the local default."""
+        return self.broker_url or defaults.DEFAULT_BROKER_URL
+
+
+def mask_url(url: str) -> str:
+    """Return `url` with any password replaced by `***`, for logs and status output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Build the settings once per process, from the environment."""
+    return Settings()

@@ -1,0 +1,185 @@
+"""Enqueueing: pending images stream out of SQL in batches, with a bounded window in Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, select, update
+
+from allscreen.errors import BrokerUnavailable
+from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
+from allscreen.schema import Image, Result
+from allscreen.settings import Settings, mask_url
+from producer.register import record_failures
+
+_PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
+_POLL_SECONDS = 0.05  #: how often a full window checks for room
+_BASE64_GROWTH = 4 / 3  #: message bytes per image byte
+_UNACKED = "unacked"  #: kombu's Redis hash of messages delivered but not yet acknowledged
+
+
+@dataclass(slots=True)
+class EnqueueStats:
+    """What was enqueued."""
+
+    images: int = 0
+    batches: int = 0
+    failed: int = 0
+
+
+def pending_images(
+    engine: Engine, run_id: int, *, only_new: bool
+) -> Iterator[tuple[int, str, bytes, int]]:
+    """(id, sha256, location, size) of images with no result, in id order.
+
+    With `only_new`, images already handed to the broker are left out: a second `submit` does
+    not queue them twice. `resume` passes False to re-enqueue everything without a result.
+    """
+    last = 0
+    while True:
+        cond = [Image.run_id == run_id, Image.id > last, Result.id.is_(None)]
+        if only_new:
+            cond.append(Image.enqueued_at.is_(None))
+        stmt = (
+            select(Image.id, Image.sha256, Image.location, Image.size_bytes)
+            .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
+            .where(*cond)
+            .order_by(Image.id)
+            .limit(_PAGE)
+        )
+        with engine.connect() as conn:
+            page = conn.execute(stmt).all()
+        if not page:
+            return
+        for image_id, sha, location, size in page:
+            yield int(image_id), str(sha), bytes(location), int(size)
+        last = int(page[-1][0])
+
+
+class Publisher:
+    """Sends batches to the broker, pausing while the queue holds a full window."""
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+        self._conn: Any = None
+        self._producer: Any = None
+
+    def __enter__(self) -> Publisher:
+        url = self._settings.effective_broker_url
+        try:
+            self._conn = self._app.connection_for_write()
+            self._conn.ensure_connection(
+                max_retries=2, interval_start=0.2, interval_step=0.5, timeout=5
+            )
+        except Exception as exc:  # kombu raises transport-specific errors here
+            raise BrokerUnavailable(f"cannot reach the broker at {mask_url(url)}: {exc}") from exc
+        self._producer = self._conn.Producer()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._producer is not None:
+            self._producer.release()
+        if self._conn is not None:
+            self._conn.release()
+
+    def queue_depth(self) -> int:
+        """Batches waiting in the broker's queue."""
+        client = self._conn.default_channel.client
+        return int(client.llen(self._settings.queue))
+
+    def broker_idle(self) -> bool:
+        """True when the broker holds no batch: none queued, none reserved by a worker."""
+        client = self._conn.default_channel.client
+        return int(client.llen(self._settings.queue)) == 0 and int(client.hlen(_UNACKED)) == 0
+
+    def wait_for_room(self, idle: Callable[[], None]) -> None:
+        """Block while the queue already holds `max_queued_batches` batches."""
+        while self.queue_depth() >= self._settings.max_queued_batches:
+            idle()
+            time.sleep(_POLL_SECONDS)
+
+    def publish(self, batch: Batch) -> None:
+        """Send one batch; monitors see ids and counts, never the bytes or paths."""
+        self._app.send_task(
+            TASK_CLASSIFY,
+            args=[batch.to_message()],
+            queue=self._settings.queue,
+            producer=self._producer,
+            argsrepr=f"({batch.describe()})",
+            kwargsrepr="{}",
+        )
+
+
+def enqueue(
+    engine: Engine,
+    publisher: Publisher,
+    run_id: int,
+    settings: Settings,
+    *,
+    pin: str | None,
+    only_new: bool,
+    idle: Callable[[], None] = lambda: None,
+) -> EnqueueStats:
+    """Enqueue the run's pending images in batches of `batch_size` (or fewer bytes)."""
+    stats = EnqueueStats()
+    items: list[ImageItem] = []
+    size = 0
+    budget = settings.max_message_bytes / _BASE64_GROWTH
+    failures: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        nonlocal size
+        if not items:
+            return
+        publisher.wait_for_room(idle)
+        publisher.publish(Batch(run_id, time.time(), tuple(items), pin))
+        ids = [i.id for i in items]
+        with engine.begin() as conn:
+            conn.execute(
+                update(Image).where(Image.id.in_(ids)).values(enqueued_at=datetime.now(UTC))
+            )
+        stats.images += len(items)
+        stats.batches += 1
+        items.clear()
+        size = 0
+
+    for image_id, sha, location, nbytes in pending_images(engine, run_id, only_new=only_new):
+        item, error = _load(image_id, sha, location, nbytes, settings)
+        if error is not None:
+            failures.append((sha, error))
+            continue
+        assert item is not None
+        if items and (len(items) >= settings.batch_size or size + nbytes > budget):
+            flush()
+        items.append(item)
+        size += nbytes
+    flush()
+    if failures:
+        record_failures(engine, run_id, failures)
+        stats.failed = len(failures)
+    return stats
+
+
+def _load(
+    image_id: int, sha: str, location: bytes, nbytes: int, settings: Settings
+) -> tuple[ImageItem | None, str | None]:
+    if nbytes > settings.max_image_bytes:
+        return None, f"file is {nbytes} bytes, over the {settings.max_image_bytes}-byte limit"
+    if nbytes * _BASE64_GROWTH > settings.max_message_bytes:
+        return None, f"file is {nbytes} bytes, too large for one message"
+    if settings.transport == "path":
+        return ImageItem(image_id, sha, path=location.decode("utf-8", "surrogateescape")), None
+    try:
+        with open(location, "rb") as fh:
+            data = fh.read(settings.max_image_bytes + 1)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    if hashlib.sha256(data).hexdigest() != sha:
+        return None, "file changed since it was registered (sha256 differs)"
+    return ImageItem(image_id, sha, data=data), None

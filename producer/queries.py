@@ -1,0 +1,96 @@
+"""Reading a run back from SQL: counts, per-device figures and lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.orm import Session
+
+from allscreen.errors import RunNotFound
+from allscreen.schema import STATUS_DONE, STATUS_FAILED, Image, Result, Run
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """How far a run has got."""
+
+    total: int
+    done: int
+    failed: int
+
+    @property
+    def pending(self) -> int:
+        """Images with no result yet."""
+        return self.total - self.done - self.failed
+
+    @property
+    def finished(self) -> bool:
+        """Whether every image has a result."""
+        return self.pending == 0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStats:
+    """One device's share of a run."""
+
+    device: str
+    done: int
+    failed: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+def find_run(engine: Engine, ref: str) -> Run:
+    """The run named `ref` (or with numeric id `ref`)."""
+    with Session(engine, expire_on_commit=False) as session:
+        run = session.scalars(select(Run).where(Run.name == ref)).first()
+        if run is None and ref.isdigit():
+            run = session.get(Run, int(ref))
+    if run is None:
+        raise RunNotFound(f"no run named {ref!r}")
+    return run
+
+
+def counts(engine: Engine, run_id: int) -> Counts:
+    """Total, done and failed images of a run."""
+    with engine.connect() as conn:
+        total = conn.scalar(select(func.count()).where(Image.run_id == run_id)) or 0
+        done, failed = conn.execute(
+            select(
+                func.coalesce(func.sum(case((Result.status == STATUS_DONE, 1), else_=0)), 0),
+                func.coalesce(func.sum(case((Result.status == STATUS_FAILED, 1), else_=0)), 0),
+            ).where(Result.run_id == run_id)
+        ).one()
+    return Counts(int(total), int(done), int(failed))
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100) by linear interpolation, or None for no values."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def device_stats(engine: Engine, run_id: int) -> list[DeviceStats]:
+    """Per-device counts and inference latency percentiles."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Result.device, Result.status, Result.inference_ms)
+            .where(Result.run_id == run_id)
+            .order_by(Result.device)
+        ).all()
+    by_device: dict[str, tuple[list[float], list[int]]] = {}
+    for device, status, ms in rows:
+        lat, n = by_device.setdefault(device, ([], [0, 0]))
+        n[0 if status == STATUS_DONE else 1] += 1
+        if ms is not None:
+            lat.append(float(ms))
+    out = []
+    for device, (lat, n) in sorted(by_device.items()):
+        lat.sort()
+        out.append(DeviceStats(device, n[0], n[1], percentile(lat, 50), percentile(lat, 95)))
+    return out

@@ -1,0 +1,140 @@
+"""Registering an archive in SQL before anything is enqueued: SQL is the source of truth."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select, update
+
+from allscreen.db import dialect_insert
+from allscreen.results import ResultRow, upsert_results
+from allscreen.schema import STATUS_FAILED, Image, Run
+from producer.archive import Found
+
+PRODUCER_DEVICE = "producer"  #: `device` of failures found before any worker saw the file
+_CHUNK = 500  #: rows per INSERT: few round trips, bounded memory
+
+
+@dataclass(slots=True)
+class RegisterStats:
+    """What registration found."""
+
+    files: int = 0
+    new: int = 0
+    unreadable: int = 0
+
+
+def get_or_create_run(engine: Engine, name: str, *, pin: str | None) -> tuple[int, bool]:
+    """The id of run `name`, creating it; and whether it was created now."""
+    with engine.begin() as conn:
+        existing = conn.scalar(select(Run.id).where(Run.name == name))
+        if existing is not None:
+            if pin is not None:
+                conn.execute(update(Run).where(Run.id == existing).values(model_sha256=pin))
+            return int(existing), False
+        stmt = (
+            dialect_insert(engine, Run.__table__)
+            .values(name=name, created_at=datetime.now(UTC), model_sha256=pin)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        conn.execute(stmt)
+        run_id = conn.scalar(select(Run.id).where(Run.name == name))
+    assert run_id is not None
+    return int(run_id), True
+
+
+def hash_file(location: bytes) -> tuple[str, int]:
+    """sha256 and size of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(location, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def count_images(engine: Engine, run_id: int) -> int:
+    """Images registered in a run."""
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).where(Image.run_id == run_id)) or 0)
+
+
+def register(
+    engine: Engine,
+    run_id: int,
+    found: Iterable[Found],
+    *,
+    on_progress: Callable[[RegisterStats], None] = lambda _: None,
+) -> RegisterStats:
+    """Hash and insert every found image; same content twice is registered once.
+
+    A file that cannot be read is registered under a key derived from its path and recorded
+    as failed at once, so it shows up in status and export instead of vanishing.
+    """
+    stats = RegisterStats()
+    before = count_images(engine, run_id)
+    rows: list[dict[str, object]] = []
+    failures: list[tuple[str, str]] = []
+    for item in found:
+        stats.files += 1
+        try:
+            sha, size = hash_file(item.location)
+        except OSError as exc:
+            stats.unreadable += 1
+            sha = hashlib.sha256(b"unreadable\0" + item.location).hexdigest()
+            size = 0
+            failures.append((sha, f"cannot read file: {exc.strerror or exc}"))
+        rows.append(
+            {
+                "run_id": run_id,
+                "sha256": sha,
+                "path": item.display,
+                "location": item.location,
+                "size_bytes": size,
+                "ground_truth": item.ground_truth,
+                "deliveries": 0,
+            }
+        )
+        if len(rows) >= _CHUNK:
+            _insert(engine, rows, run_id, failures)
+            on_progress(stats)
+    _insert(engine, rows, run_id, failures)
+    on_progress(stats)
+    stats.new = count_images(engine, run_id) - before
+    return stats
+
+
+def _insert(
+    engine: Engine, rows: list[dict[str, object]], run_id: int, failures: list[tuple[str, str]]
+) -> None:
+    if rows:
+        stmt = dialect_insert(engine, Image.__table__).values(rows)
+        with engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "sha256"]))
+        rows.clear()
+    if failures:
+        record_failures(engine, run_id, failures)
+        failures.clear()
+
+
+def record_failures(engine: Engine, run_id: int, failures: list[tuple[str, str]]) -> None:
+    """Record failed results for images (by sha256) the producer could not hand to a worker."""
+    reasons = dict(failures)
+    with engine.connect() as conn:
+        ids = conn.execute(
+            select(Image.id, Image.sha256).where(
+                Image.run_id == run_id, Image.sha256.in_(list(reasons))
+            )
+        ).all()
+    now = datetime.now(UTC)
+    upsert_results(
+        engine,
+        [
+            ResultRow(run_id, int(i), STATUS_FAILED, PRODUCER_DEVICE, now, error=reasons[sha])
+            for i, sha in ids
+        ],
+    )

@@ -1,0 +1,129 @@
+"""`submit` and `resume`: register an archive, then stream its pending images to the broker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy import Engine
+
+from allscreen.db import ensure_schema, get_engine
+from allscreen.errors import ConfigError
+from allscreen.schema import Run
+from allscreen.settings import Settings
+from producer.archive import LabelMode, scan
+from producer.enqueue import EnqueueStats, Publisher, enqueue
+from producer.progress import wait_for_run
+from producer.queries import Counts, find_run
+from producer.register import RegisterStats, get_or_create_run, register
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """What a submission did."""
+
+    run_id: int
+    run_name: str
+    registered: RegisterStats
+    enqueued: EnqueueStats
+
+
+def default_run_name() -> str:
+    """A run name from the clock, for submissions that name none."""
+    return datetime.now().strftime("run-%Y%m%d-%H%M%S")
+
+
+def _celery_app() -> object:
+    from worker.app import app
+
+    return app
+
+
+def open_engine(settings: Settings, *, create: bool) -> Engine:
+    """The results database, its schema checked (and created when empty and `create`)."""
+    engine = get_engine(settings.database_url)
+    ensure_schema(engine, create=create)
+    return engine
+
+
+def submit(
+    paths: list[Path],
+    settings: Settings,
+    *,
+    run_name: str | None = None,
+    labels: LabelMode = "none",
+    pin: str | None = None,
+    err: TextIO = sys.stderr,
+) -> Submitted:
+    """Register every image under `paths` in the run, then enqueue those without a result."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    engine = open_engine(settings, create=True)
+    name = run_name or default_run_name()
+    run_id, created = get_or_create_run(engine, name, pin=pin)
+    err.write(f"{'created' if created else 'continuing'} run {name} (id {run_id}); scanning\n")
+
+    def scanned(stats: RegisterStats) -> None:
+        if err.isatty():
+            err.write(f"\r\033[Kscanned {stats.files} files")
+            err.flush()
+
+    reg = register(
+        engine, run_id, scan([os.fsencode(p) for p in paths], labels), on_progress=scanned
+    )
+    if err.isatty():
+        err.write("\n")
+    err.write(
+        f"registered {reg.new} new images from {reg.files} files"
+        + (f" ({reg.unreadable} unreadable, recorded as failed)" if reg.unreadable else "")
+        + "\n"
+    )
+    with Publisher(_celery_app(), settings) as pub:
+        # An idle broker holds none of this run's batches (it may have lost them in a restart),
+        # so every pending image goes out again; otherwise only images never sent.
+        enq = enqueue(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
+    err.write(f"enqueued {enq.images} images in {enq.batches} batches\n")
+    return Submitted(run_id, name, reg, enq)
+
+
+def resume(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> EnqueueStats:
+    """Re-enqueue every image of run `ref` that has no result (say, after Redis lost its queue)."""
+    engine = open_engine(settings, create=False)
+    run = find_run(engine, ref)
+    with Publisher(_celery_app(), settings) as pub:
+        enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)
+    err.write(f"re-enqueued {enq.images} images of run {run.name} in {enq.batches} batches\n")
+    return enq
+
+
+_RECOVER_AFTER = 5.0  #: seconds without progress before an idle broker counts as having lost work
+
+
+def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Run, Counts, float]:
+    """Show progress until run `ref` is finished; re-enqueue work the broker lost on the way.
+
+    If nothing has progressed for a while and the broker holds no batch at all while images
+    still lack a result, those batches were lost (say, Redis restarted): they go out again.
+    """
+    engine = open_engine(settings, create=False)
+    run = find_run(engine, ref)
+
+    def recover(stalled: float) -> None:
+        if stalled < _RECOVER_AFTER:
+            return
+        with Publisher(_celery_app(), settings) as pub:
+            if not pub.broker_idle():
+                return
+            enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)
+        if enq.images:
+            err.write(
+                f"\nthe broker held none of the {enq.images} pending images: re-enqueued them\n"
+            )
+
+    c, seconds = wait_for_run(engine, run.id, err, on_stall=recover)
+    return run, c, seconds

@@ -1,0 +1,87 @@
+"""Human-readable run summaries for `status`, `submit --wait` and `demo`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, func, select
+
+from allscreen.schema import STATUS_DONE, Image, Result, Run
+from producer.queries import Counts, counts, device_stats
+
+
+def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
+    """(correct, judged): done images whose ground truth is known."""
+    with engine.connect() as conn:
+        judged, correct = conn.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((Result.label == Image.ground_truth, 1), else_=0)), 0),
+            )
+            .select_from(Image)
+            .join(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
+            .where(
+                Image.run_id == run_id,
+                Image.ground_truth.is_not(None),
+                Result.status == STATUS_DONE,
+            )
+        ).one()
+    return int(correct), int(judged)
+
+
+def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
+    """The run's status as JSON-ready data (the `status --json` contract)."""
+    c = counts(engine, run.id)
+    correct, judged = accuracy(engine, run.id)
+    return {
+        "run": run.name,
+        "id": run.id,
+        "total": c.total,
+        "done": c.done,
+        "failed": c.failed,
+        "pending": c.pending,
+        "accuracy": (correct / judged) if judged else None,
+        "devices": [
+            {
+                "device": d.device,
+                "done": d.done,
+                "failed": d.failed,
+                "p50_ms": d.p50_ms,
+                "p95_ms": d.p95_ms,
+            }
+            for d in device_stats(engine, run.id)
+        ],
+    }
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def render_status(data: dict[str, Any]) -> str:
+    """`status` as a short table."""
+    lines = [
+        f"run {data['run']} (id {data['id']})",
+        f"  total {data['total']}   done {data['done']}   failed {data['failed']}   "
+        f"pending {data['pending']}",
+    ]
+    if data["accuracy"] is not None:
+        lines.append(f"  accuracy against ground truth: {data['accuracy']:.2%}")
+    if data["devices"]:
+        lines.append(f"  {'device':<24}{'done':>8}{'failed':>8}{'p50 ms':>9}{'p95 ms':>9}")
+        for d in data["devices"]:
+            lines.append(
+                f"  {d['device']:<24}{d['done']:>8}{d['failed']:>8}"
+                f"{_ms(d['p50_ms']):>9}{_ms(d['p95_ms']):>9}"
+            )
+    return "\n".join(lines)
+
+
+def render_summary(engine: Engine, run: Run, c: Counts, seconds: float) -> str:
+    """The closing summary of a run that was waited for."""
+    rate = (c.done + c.failed) / seconds if seconds > 0 else 0.0
+    head = (
+        f"screened {c.done + c.failed} images in {seconds:.1f} s ({rate:.0f} images/s): "
+        f"{c.done} done, {c.failed} failed"
+    )
+    return head + "\n" + render_status(status_dict(engine, run))

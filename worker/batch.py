@@ -1,0 +1,150 @@
+"""Classifying one batch: a plain typed function, testable without Celery."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch
+from allscreen.messages import Batch, ImageItem
+from allscreen.results import ResultRow, upsert_results
+from allscreen.retry import with_db_retry
+from allscreen.schema import STATUS_DONE, STATUS_FAILED
+from allscreen.settings import Settings
+from worker.decode import decode_image
+from worker.session import ModelSession
+from worker.store import begin_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of a batch's images."""
+
+    done: int
+    failed: int
+    skipped: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def read_shared_path(path: str, max_bytes: int) -> bytes:
+    """Read an image from a shared mount (the `path` transport)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from exc
+    return data
+
+
+def run_batch(
+    batch: Batch,
+    *,
+    session: ModelSession,
+    engine: Engine,
+    device: str,
+    settings: Settings,
+    reader: Callable[[str, int], bytes] = read_shared_path,
+) -> BatchOutcome:
+    """Classify every image of `batch` that has no result yet, then upsert all rows at once."""
+    ids = [img.id for img in batch.images]
+    done_ids, deliveries = with_db_retry(
+        lambda: begin_batch(engine, batch.run_id, ids), seconds=settings.db_retry_seconds
+    )
+    info = session.info
+    if batch.model_sha256 and batch.model_sha256 != info.sha256:
+        raise ModelMismatch(
+            f"run is pinned to model {batch.model_sha256[:12]}, this device has {info.sha256[:12]}"
+        )
+    queued = datetime.fromtimestamp(batch.queued_at, UTC)
+    rows: list[ResultRow] = []
+    skipped = 0
+    for item in batch.images:
+        if item.id in done_ids:
+            skipped += 1
+            continue
+        row = ResultRow(
+            batch.run_id,
+            item.id,
+            STATUS_FAILED,
+            device,
+            _now(),
+            queued_at=queued,
+            model_sha256=info.sha256,
+            model_name=info.name,
+            model_version=info.version,
+        )
+        if deliveries.get(item.id, 0) > settings.max_deliveries:
+            row.error = (
+                f"a worker process died {deliveries[item.id] - 1} times on the batch "
+                "holding this image; given up"
+            )
+        else:
+            _classify_one(item, row, session=session, settings=settings, reader=reader)
+        rows.append(row)
+    with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+    done = sum(r.status == STATUS_DONE for r in rows)
+    return BatchOutcome(done=done, failed=len(rows) - done, skipped=skipped)
+
+
+def _classify_one(
+    item: ImageItem,
+    row: ResultRow,
+    *,
+    session: ModelSession,
+    settings: Settings,
+    reader: Callable[[str, int], bytes],
+) -> None:
+    row.started_at = _now()
+    t0 = time.perf_counter()
+    try:
+        if item.data is not None:
+            data = item.data
+        else:
+            assert item.path is not None
+            data = reader(item.path, settings.max_image_bytes)
+            if hashlib.sha256(data).hexdigest() != item.sha256:
+                raise ImageRejected("file changed since it was registered (sha256 differs)")
+        rgb = decode_image(
+            data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+        )
+        features = session.features(rgb)
+    except ImageRejected as exc:
+        row.error, row.finished_at = str(exc), _now()
+        return
+    row.decode_ms = (time.perf_counter() - t0) * 1000
+    try:
+        pred = session.classify(features)
+    except ModelCrashed as exc:
+        row.error, row.finished_at = str(exc), _now()
+        row.attempts = settings.model_attempts
+        log.error("image %d failed: %s", item.id, exc)
+        return
+    row.status, row.label = STATUS_DONE, pred.label
+    row.confidence = pred.scores[pred.label]
+    row.scores = json.dumps(pred.scores, sort_keys=True)
+    row.inference_ms, row.attempts, row.finished_at = pred.inference_ms, pred.attempts, _now()
+
+
+def record_batch_failed(
+    batch: Batch, reason: str, *, engine: Engine, device: str, settings: Settings
+) -> BatchOutcome:
+    """Record every image of `batch` without a result as failed with `reason`."""
+    finished = _now()
+    rows = [
+        ResultRow(batch.run_id, img.id, STATUS_FAILED, device, finished, error=reason)
+        for img in batch.images
+    ]
+    with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+    return BatchOutcome(done=0, failed=len(rows), skipped=0)

@@ -1,0 +1,55 @@
+"""Decoding image bytes into RGB pixels, with explicit limits on bytes and pixels."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import cast
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, UnidentifiedImageError
+
+from allscreen.errors import ImageRejected
+
+#: Formats the archive scanner accepts; anything else is refused before decoding.
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF"})
+
+# Pillow only reads headers here; the limit is enforced below with our own message.
+Image.MAX_IMAGE_PIXELS = None
+
+RGBImage = npt.NDArray[np.uint8]
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> RGBImage:
+    """Decode `data` to an RGB uint8 array (H, W, 3), or raise ImageRejected with the reason.
+
+    The header is read first (Pillow reads it without decoding pixels), so a file that declares
+    a huge size is refused before any memory is spent on it. Grey, RGBA, 16-bit and CMYK images
+    are converted to 8-bit RGB by OpenCV.
+    """
+    if not data:
+        raise ImageRejected("empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageRejected(f"file is {len(data)} bytes, over the {max_bytes}-byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as header:
+                fmt, (width, height) = header.format or "?", header.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageRejected(f"not a readable image: {exc}") from exc
+    if fmt not in ALLOWED_FORMATS:
+        raise ImageRejected(f"unsupported image format {fmt}")
+    if width * height > max_pixels:
+        raise ImageRejected(
+            f"image declares {width}x{height} pixels, over the {max_pixels}-pixel limit"
+        )
+    if fmt in {"JPEG", "MPO"} and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        # libjpeg fills a truncated scan with grey and succeeds; refuse rather than guess.
+        raise ImageRejected("truncated JPEG (no end-of-image marker)")
+    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageRejected(f"{fmt} data is corrupt and could not be decoded")
+    return cast(RGBImage, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

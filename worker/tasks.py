@@ -1,0 +1,87 @@
+"""The Celery task: unpack the message, call `run_batch`, decide whether to retry."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from celery import Task
+from celery.signals import worker_process_shutdown
+
+from allscreen.db import get_engine
+from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError
+from allscreen.messages import TASK_CLASSIFY, Batch
+from allscreen.settings import get_settings
+from worker.app import app
+from worker.batch import record_batch_failed, run_batch
+from worker.runner import GuardedImageRunner
+from worker.session import ModelSession
+
+log = logging.getLogger(__name__)
+
+_session: ModelSession | None = None
+_MODEL_RETRY_COUNTDOWN = 5.0  #: seconds before a batch returns when the model cannot start
+_MODEL_RETRIES = 3  #: retries of a batch whose model cannot start, before it is recorded failed
+_DB_RETRY_COUNTDOWN = 30.0  #: seconds before a batch returns after a long database outage
+
+
+def device_name() -> str:
+    """This device's name: `--device`/ALLSCREEN_DEVICE, else the host name."""
+    return get_settings().device or socket.gethostname()
+
+
+def get_session() -> ModelSession:
+    """The process's model session, created on first use (not in process-init, which Celery
+    limits to 4 s)."""
+    global _session
+    if _session is None:
+        s = get_settings()
+        _session = ModelSession(
+            s.model,
+            factory=lambda: GuardedImageRunner(
+                str(s.model), start_timeout=s.model_start_timeout, timeout=s.model_timeout
+            ),
+            attempts=s.model_attempts,
+        )
+    return _session
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _stop_model(**_: Any) -> None:
+    if _session is not None:
+        _session.close()
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=TASK_CLASSIFY, bind=True, acks_late=True, reject_on_worker_lost=True
+)
+def classify_batch(self: Task, message: object) -> dict[str, int]:
+    """Classify one batch of images and upsert their results."""
+    try:
+        batch = Batch.from_message(message)
+    except BadMessage as exc:
+        # Acked and dropped: redelivering a malformed message would only fail again.
+        log.error("rejected malformed batch message: %s", exc)
+        return {"rejected": 1}
+    s = get_settings()
+    engine = get_engine(s.database_url)
+    try:
+        outcome = run_batch(
+            batch, session=get_session(), engine=engine, device=device_name(), settings=s
+        )
+    except DatabaseUnavailable as exc:
+        # Never given up: the batch waits in the broker until the database is back.
+        log.error("batch %s returned to the queue: %s", batch.describe(), exc)
+        raise self.retry(exc=exc, countdown=_DB_RETRY_COUNTDOWN, max_retries=None) from exc
+    except ModelError as exc:
+        if self.request.retries < _MODEL_RETRIES:
+            log.error("batch %s returned to the queue: %s", batch.describe(), exc)
+            raise self.retry(
+                exc=exc, countdown=_MODEL_RETRY_COUNTDOWN, max_retries=_MODEL_RETRIES
+            ) from exc
+        log.error("batch %s recorded failed: %s", batch.describe(), exc)
+        outcome = record_batch_failed(
+            batch, str(exc), engine=engine, device=device_name(), settings=s
+        )
+    return {"done": outcome.done, "failed": outcome.failed, "skipped": outcome.skipped}
