@@ -26,12 +26,12 @@ SYNTHETIC_DIR = Path("allscreen-demo-synthetic")  #: where synthetic images go, 
 _SYNTHETIC_COUNT = 12
 
 
-def make_synthetic_images(folder: Path, count: int = _SYNTHETIC_COUNT) -> Path:
+def make_synthetic_images(folder: Path, count: int = _SYNTHETIC_COUNT, *, seed: int = 0) -> Path:
     """Write `count` synthetic smear-like images (random stained blobs) into `folder`."""
     import cv2
     import numpy as np
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(count):
         img = np.full((224, 224, 3), (200, 180, 220), dtype=np.uint8)
@@ -39,7 +39,7 @@ def make_synthetic_images(folder: Path, count: int = _SYNTHETIC_COUNT) -> Path:
             centre = (int(rng.integers(20, 204)), int(rng.integers(20, 204)))
             colour = tuple(int(c) for c in rng.integers(60, 200, 3))
             cv2.circle(img, centre, int(rng.integers(8, 30)), colour, -1)
-        cv2.imwrite(str(folder / f"synthetic-{i:03d}.jpg"), img)
+        cv2.imwrite(str(folder / f"synthetic-{seed}-{i:03d}.jpg"), img)
     return folder
 
 
@@ -98,6 +98,7 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
         settings = get_settings()
         click.echo(f"started an embedded Redis at {redis.url}", err=True)
     env.setdefault("ALLSCREEN_DEVICE", f"demo-{socket.gethostname()}")
+    open_engine(settings, create=True)  # workers refuse a database without the schema
     proc = _start_workers(workers or os.cpu_count() or 1, env)
     try:
         done = submit([archive], settings, run_name=run_name, labels=labels)  # type: ignore[arg-type]

@@ -61,3 +61,12 @@ def mask_url(url: str) -> str:
 def get_settings() -> Settings:
     """Build the settings once per process, from the environment."""
     return Settings()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as ALLSCREEN_* variables, to hand the same configuration to a child process."""
+    env: dict[str, str] = {}
+    for key, value in settings.model_dump().items():
+        if value is not None:
+            env[f"ALLSCREEN_{key.upper()}"] = str(value)
+    return env

@@ -37,10 +37,10 @@ def default_run_name() -> str:
     return datetime.now().strftime("run-%Y%m%d-%H%M%S")
 
 
-def _celery_app() -> object:
-    from worker.app import app
+def _celery_app(settings: Settings) -> object:
+    from worker.app import make_app
 
-    return app
+    return make_app(settings)
 
 
 def open_engine(settings: Settings, *, create: bool) -> Engine:
@@ -83,7 +83,7 @@ def submit(
         + (f" ({reg.unreadable} unreadable, recorded as failed)" if reg.unreadable else "")
         + "\n"
     )
-    with Publisher(_celery_app(), settings) as pub:
+    with Publisher(_celery_app(settings), settings) as pub:
         # An idle broker holds none of this run's batches (it may have lost them in a restart),
         # so every pending image goes out again; otherwise only images never sent.
         enq = enqueue(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
@@ -95,7 +95,7 @@ def resume(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> Enqueue
     """Re-enqueue every image of run `ref` that has no result (say, after Redis lost its queue)."""
     engine = open_engine(settings, create=False)
     run = find_run(engine, ref)
-    with Publisher(_celery_app(), settings) as pub:
+    with Publisher(_celery_app(settings), settings) as pub:
         enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)
     err.write(f"re-enqueued {enq.images} images of run {run.name} in {enq.batches} batches\n")
     return enq
@@ -116,7 +116,7 @@ def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Ru
     def recover(stalled: float) -> None:
         if stalled < _RECOVER_AFTER:
             return
-        with Publisher(_celery_app(), settings) as pub:
+        with Publisher(_celery_app(settings), settings) as pub:
             if not pub.broker_idle():
                 return
             enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from celery import Celery
 
-from allscreen.settings import get_settings
+from allscreen.settings import Settings, get_settings
 from worker.config import celery_config
 
-app = Celery("allscreen", include=["worker.tasks"])
-app.conf.update(celery_config(get_settings()))
+
+def make_app(settings: Settings) -> Celery:
+    """A Celery app configured from `settings` (the producer builds one for its own settings)."""
+    celery = Celery("allscreen", include=["worker.tasks"], set_as_current=False)
+    celery.conf.update(celery_config(settings))
+    return celery
+
+
+app = make_app(get_settings())
+app.set_current()
