@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from allscreen.errors import AllscreenError, ConfigError
 from allscreen.settings import Settings, get_settings
@@ -21,9 +22,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _settings() -> Settings:
     try:
         return get_settings()
-    except ValueError as exc:  # pydantic's ValidationError
-        first = str(exc).splitlines()
-        raise ConfigError("invalid ALLSCREEN_* setting: " + " ".join(first[:3])) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ALLSCREEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting {problems}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -57,9 +58,26 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+#: ALLSCREEN_* variables that are not settings: the reference model's own, and the tests'.
+FOREIGN_PREFIXES = ("ALLSCREEN_EIM_", "ALLSCREEN_TEST_")
+
+
+def unknown_keys(environ: dict[str, str]) -> list[str]:
+    """ALLSCREEN_* variables that name no setting (a typo would otherwise be ignored)."""
+    known = {f"ALLSCREEN_{name.upper()}" for name in Settings.model_fields}
+    return sorted(
+        k
+        for k in environ
+        if k.startswith("ALLSCREEN_") and k not in known and not k.startswith(FOREIGN_PREFIXES)
+    )
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Build the settings once per process, from the environment."""
+    """Build the settings once per process, from the environment; refuse unknown keys."""
+    unknown = unknown_keys(dict(os.environ))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
     return Settings()
 
 

@@ -19,8 +19,15 @@ READY_SECONDS = 90.0  #: how long a worker may take to pass its checks and conne
 class WorkerProcess:
     """One `allscreen worker` process group, with its log."""
 
-    def __init__(self, settings: Settings, device: str, log: Path, *, concurrency: int = 1,
-                 extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        device: str,
+        log: Path,
+        *,
+        concurrency: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         env = {**os.environ, **settings_env(settings), **(extra_env or {})}
         env["ALLSCREEN_DEVICE"] = device
         self.device = device
@@ -28,7 +35,10 @@ class WorkerProcess:
         with log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "allscreen", "worker", "--concurrency", str(concurrency)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def text(self) -> str:
@@ -69,12 +79,18 @@ class WorkerProcess:
 
 
 @contextmanager
-def workers(settings: Settings, tmp: Path, *devices: str, concurrency: int = 1,
-            extra_env: dict[str, str] | None = None) -> Iterator[list[WorkerProcess]]:
+def workers(
+    settings: Settings,
+    tmp: Path,
+    *devices: str,
+    concurrency: int = 1,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[list[WorkerProcess]]:
     """Start one worker per device name, wait until all are ready, stop them afterwards."""
     procs = [
-        WorkerProcess(settings, d, tmp / f"worker-{d}.log", concurrency=concurrency,
-                      extra_env=extra_env)
+        WorkerProcess(
+            settings, d, tmp / f"worker-{d}.log", concurrency=concurrency, extra_env=extra_env
+        )
         for d in devices
     ]
     try:
