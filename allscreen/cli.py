@@ -72,8 +72,8 @@ def _wait(s: Settings, ref: str) -> None:
     from producer.submit import open_engine, watch
     from producer.summary import render_summary
 
-    run, c, seconds = watch(ref, s)
-    click.echo(render_summary(open_engine(s, create=False), run, c, seconds))
+    run, c, _ = watch(ref, s)
+    click.echo(render_summary(open_engine(s, create=False), run, c))
 
 
 @cli.command()

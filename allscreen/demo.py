@@ -103,8 +103,8 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
     try:
         done = submit([archive], settings, run_name=run_name, labels=labels)  # type: ignore[arg-type]
         engine = open_engine(settings, create=False)
-        run, c, seconds = watch(done.run_name, settings)
-        click.echo(render_summary(engine, run, c, seconds))
+        run, c, _ = watch(done.run_name, settings)
+        click.echo(render_summary(engine, run, c))
         csv_path = Path(f"allscreen-{run.name}.csv")
         with csv_path.open("w", newline="", encoding="utf-8") as out:
             export_csv(engine, run.id, out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,14 +72,18 @@ class Batch:
         unknown = set(msg) - _BATCH_KEYS
         if unknown:
             raise BadMessage(f"batch message has unknown fields: {sorted(unknown)}")
-        if msg.get("v") != MESSAGE_VERSION:
+        if type(msg.get("v")) is not int or msg.get("v") != MESSAGE_VERSION:  # True == 1
             raise BadMessage(f"unsupported message version {msg.get('v')!r}")
         run_id, queued_at, pin = msg.get("run_id"), msg.get("queued_at"), msg.get("model_sha256")
         raw_images = msg.get("images")
         if not isinstance(run_id, int) or isinstance(run_id, bool):
             raise BadMessage("batch message needs an integer run_id")
-        if not isinstance(queued_at, int | float):
-            raise BadMessage("batch message needs a numeric queued_at")
+        if (
+            not isinstance(queued_at, int | float)
+            or isinstance(queued_at, bool)
+            or not math.isfinite(queued_at)
+        ):
+            raise BadMessage("batch message needs a finite numeric queued_at")
         if pin is not None and not isinstance(pin, str):
             raise BadMessage("model_sha256 must be a string or null")
         if not isinstance(raw_images, list) or not raw_images:

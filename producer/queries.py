@@ -94,3 +94,16 @@ def device_stats(engine: Engine, run_id: int) -> list[DeviceStats]:
         lat.sort()
         out.append(DeviceStats(device, n[0], n[1], percentile(lat, 50), percentile(lat, 95)))
     return out
+
+
+def run_span(engine: Engine, run_id: int) -> float | None:
+    """Seconds from the first batch queued to the last result written, or None."""
+    with engine.connect() as conn:
+        first, last = conn.execute(
+            select(func.min(Result.queued_at), func.max(Result.finished_at)).where(
+                Result.run_id == run_id
+            )
+        ).one()
+    if first is None or last is None:
+        return None
+    return float((last - first).total_seconds())

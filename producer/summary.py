@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, select
 
 from allscreen.schema import STATUS_DONE, Image, Result, Run
-from producer.queries import Counts, counts, device_stats
+from producer.queries import Counts, counts, device_stats, run_span
 
 
 def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
@@ -32,6 +32,7 @@ def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
 def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
     """The run's status as JSON-ready data (the `status --json` contract)."""
     c = counts(engine, run.id)
+    span = run_span(engine, run.id)
     correct, judged = accuracy(engine, run.id)
     return {
         "run": run.name,
@@ -41,6 +42,8 @@ def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
         "failed": c.failed,
         "pending": c.pending,
         "accuracy": (correct / judged) if judged else None,
+        "seconds": span,
+        "images_per_second": (c.done + c.failed) / span if span else None,
         "devices": [
             {
                 "device": d.device,
@@ -65,6 +68,11 @@ def render_status(data: dict[str, Any]) -> str:
         f"  total {data['total']}   done {data['done']}   failed {data['failed']}   "
         f"pending {data['pending']}",
     ]
+    if data["seconds"]:
+        lines.append(
+            f"  first batch queued to last result: {data['seconds']:.1f} s "
+            f"({data['images_per_second']:.0f} images/s)"
+        )
     if data["accuracy"] is not None:
         lines.append(f"  accuracy against ground truth: {data['accuracy']:.2%}")
     if data["devices"]:
@@ -77,11 +85,7 @@ def render_status(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_summary(engine: Engine, run: Run, c: Counts, seconds: float) -> str:
+def render_summary(engine: Engine, run: Run, c: Counts) -> str:
     """The closing summary of a run that was waited for."""
-    rate = (c.done + c.failed) / seconds if seconds > 0 else 0.0
-    head = (
-        f"screened {c.done + c.failed} images in {seconds:.1f} s ({rate:.0f} images/s): "
-        f"{c.done} done, {c.failed} failed"
-    )
+    head = f"{c.done + c.failed} images: {c.done} done, {c.failed} failed"
     return head + "\n" + render_status(status_dict(engine, run))

@@ -29,7 +29,7 @@ def test_submit_wait_then_status_and_export_report_every_image(
         )
     assert sub.returncode == 0, sub.stderr
     assert sub.stdout.splitlines()[0] == "cli"
-    assert "screened" in sub.stdout and "img/s" in sub.stderr
+    assert "images/s" in sub.stdout and "img/s" in sub.stderr
 
     st = allscreen("status", "cli", "--json", settings=settings)
     data = json.loads(st.stdout)
