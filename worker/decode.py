@@ -38,7 +38,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> RGBImage:
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data)) as header:
                 fmt, (width, height) = header.format or "?", header.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError as exc:
+        # Pillow's message names the BytesIO object (a memory address): say what it means.
+        raise ImageRejected("not a readable image: format not recognised") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageRejected(f"not a readable image: {exc}") from exc
     if fmt not in ALLOWED_FORMATS:
         raise ImageRejected(f"unsupported image format {fmt}")
@@ -46,8 +49,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> RGBImage:
         raise ImageRejected(
             f"image declares {width}x{height} pixels, over the {max_pixels}-pixel limit"
         )
-    if fmt in {"JPEG", "MPO"} and data.rstrip(b"\0")[-2:] != b"\xff\xd9":
-        # libjpeg fills a truncated scan with grey and succeeds; refuse rather than guess.
+    if fmt in {"JPEG", "MPO"} and data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) < 0:
+        # libjpeg fills a truncated scan with grey and succeeds; refuse rather than guess. The
+        # end-of-image marker must follow the last start-of-scan, not end the file: cameras may
+        # append bytes after it, and entropy-coded data never holds FFDA or FFD9.
         raise ImageRejected("truncated JPEG (no end-of-image marker)")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:

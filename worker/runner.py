@@ -18,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from multiprocessing import shared_memory
@@ -84,6 +85,9 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=err,
+                    # The reference model's launcher runs on this interpreter when installed
+                    # outside a checkout (a Studio .eim ignores the variable).
+                    env={"ALLSCREEN_EIM_PYTHON": sys.executable, **os.environ},
                     preexec_fn=die_with_parent(signal.SIGKILL),
                 )
             except OSError as exc:

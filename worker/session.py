@@ -136,9 +136,8 @@ class ModelSession:
                 continue
             scores = {str(k): float(v) for k, v in reply["result"]["classification"].items()}
             timing = reply.get("timing", {})
+            # As the model reports it: .eim runners report whole milliseconds.
             ms = float(timing.get("classification", 0)) + float(timing.get("dsp", 0))
-            if "classification_us" in timing:
-                ms = (float(timing["classification_us"]) + float(timing.get("dsp_us", 0))) / 1000
             return Prediction(scores=scores, inference_ms=ms, attempts=attempt)
         raise ModelCrashed(f"{last} (gave up after {self._attempts} attempts)")
 
