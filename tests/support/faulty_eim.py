@@ -1,0 +1,52 @@
+"""A fault-injecting `.eim` for tests: the real reference server, except on a poison image.
+
+The poison is a solid magenta image (every pixel 255, 0, 255). On it the server does what
+ALLSCREEN_EIM_FAULT says: `crash` (exit at once), `hang` (never answer), or `crash-once:PATH`
+(crash only if PATH does not exist yet, creating it, so the restarted model then succeeds).
+Every other image goes through the real model, over the real protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from model import eim_server
+
+_real_classify = eim_server.OnnxClassifier.classify
+
+
+def is_poison(pixels: Any) -> bool:
+    """Whether the model input is the solid magenta poison image (values scaled to 0..1)."""
+    return bool(
+        (pixels[..., 0] > 0.99).all()
+        and (pixels[..., 1] < 0.01).all()
+        and (pixels[..., 2] > 0.99).all()
+    )
+
+
+def classify(self: Any, pixels: Any) -> Any:
+    """The real classify, with the configured fault on the poison image."""
+    fault = os.environ.get("ALLSCREEN_EIM_FAULT", "")
+    if is_poison(pixels):
+        if fault == "crash":
+            os._exit(3)
+        if fault == "hang":
+            time.sleep(3600)
+        if fault.startswith("crash-once:"):
+            marker = Path(fault.split(":", 1)[1])
+            if not marker.exists():
+                marker.touch()
+                os._exit(3)
+    return _real_classify(self, pixels)
+
+
+eim_server.OnnxClassifier.classify = classify  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(eim_server.main())
