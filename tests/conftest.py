@@ -86,8 +86,11 @@ def engine(db_url: str) -> Iterator[Engine]:
 def settings(broker_url: str, db_url: str) -> Settings:
     """Settings for one test: its own queue, small batches so work spreads over workers."""
     return Settings(
-        broker_url=broker_url, database_url=db_url, queue=f"allscreen-t-{uuid.uuid4().hex[:8]}",
-        batch_size=4, visibility_timeout=30,
+        broker_url=broker_url,
+        database_url=db_url,
+        queue=f"allscreen-t-{uuid.uuid4().hex[:8]}",
+        batch_size=4,
+        visibility_timeout=30,
     )
 
 
