@@ -40,8 +40,9 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     """A throwaway Redis on loopback that keeps nothing on disk."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, extra_args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
+        self._extra = extra_args
         self._dir = tempfile.mkdtemp(prefix="allscreen-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -65,6 +66,7 @@ class EmbeddedRedis:
                 "no",
                 "--dir",
                 self._dir,
+                *self._extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -76,7 +78,7 @@ class EmbeddedRedis:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    if s.recv(64).startswith((b"+PONG", b"-NOAUTH")):  # up, maybe with a password
                         return self
             except OSError:
                 time.sleep(0.05)
