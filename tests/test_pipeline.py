@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -53,3 +55,62 @@ def test_resubmitting_a_finished_folder_enqueues_nothing(
     assert second.enqueued.images == 0 and second.enqueued.batches == 0
     with make_engine(settings.database_url).connect() as conn:
         assert len(conn.execute(select(Result.id)).all()) == first.registered.new
+
+
+def test_the_path_transport_sends_paths_on_a_shared_mount_instead_of_bytes(
+    settings: Settings, archive: Path, tmp_path: Path, engine: Engine
+) -> None:
+    import redis as redis_lib
+
+    settings = settings.model_copy(update={"transport": "path"})
+    submit([archive], settings, run_name="paths", err=io.StringIO())
+    assert settings.broker_url is not None
+    client = redis_lib.Redis.from_url(settings.broker_url)
+    bodies = [
+        base64.b64decode(json.loads(raw)["body"]) for raw in client.lrange(settings.queue, 0, -1)
+    ]
+    images = [img for body in bodies for img in json.loads(body)[0][0]["images"]]
+    assert images and all("data" not in img for img in images)  # paths travel, not bytes
+    assert all(img["path"].startswith(str(archive)) for img in images)
+    with workers(settings, tmp_path, "dev"):
+        _, counts, _ = watch("paths", settings, err=io.StringIO())
+    assert counts.done == counts.total > 0
+
+
+def test_a_plain_celery_worker_command_works_too(
+    settings: Settings, archive: Path, tmp_path: Path, engine: Engine
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from allscreen.settings import settings_env
+
+    env = {**os.environ, **settings_env(settings), "ALLSCREEN_DEVICE": "plain"}
+    log = (tmp_path / "celery.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "worker",
+            "-Q",
+            settings.queue,
+            "--pool",
+            "solo",
+            "--loglevel",
+            "INFO",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        submit([archive], settings, run_name="plain", err=io.StringIO())
+        _, counts, _ = watch("plain", settings, err=io.StringIO())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert counts.done == counts.total > 0
