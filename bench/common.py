@@ -1,0 +1,94 @@
+"""Shared pieces of the benchmarks: images, worker processes, medians, a results table."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from allscreen.defaults import REPO_ROOT
+from allscreen.settings import Settings, settings_env
+
+DATA = REPO_ROOT.parent / "shared" / "data" / "all"
+MODEL = REPO_ROOT / "model" / "allscreen-all.eim"
+
+
+def images(limit: int | None = None) -> list[Path]:
+    """The shared ALL images, in a fixed order (exits with a message when absent)."""
+    if not DATA.is_dir():
+        sys.exit(f"benchmarks need the ALL image set at {DATA}")
+    files = sorted(DATA.glob("*/*.jpg"))
+    return files[:limit] if limit else files
+
+
+def median(xs: Sequence[float]) -> float:
+    """The median, for figures quoted from repeated runs on a noisy machine."""
+    return float(statistics.median(xs))
+
+
+def machine() -> str:
+    """One line describing where a figure was measured."""
+    load = os.getloadavg()[0]
+    return f"{socket.gethostname()}, {os.cpu_count()} cores, load {load:.2f} at start"
+
+
+def start_worker(
+    settings: Settings,
+    device: str,
+    concurrency: int,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start `allscreen worker` in its own process group and wait until it is ready."""
+    log = log or Path(tempfile.mkstemp(prefix=f"bench-{device}-", suffix=".log")[1])
+    full = {**os.environ, **settings_env(settings), "ALLSCREEN_DEVICE": device, **(env or {})}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "allscreen",
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "WARNING",
+            ],
+            env=full,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "ready." in text or "celery@" in text or _consuming(settings, text):
+            return proc
+        if proc.poll() is not None:
+            sys.exit(f"worker {device} exited:\n{text[-2000:]}")
+        time.sleep(0.1)
+    sys.exit(f"worker {device} did not start")
+
+
+def _consuming(settings: Settings, text: str) -> bool:
+    # At WARNING level Celery prints no "ready."; the checks' last line means it is starting.
+    return "reachable, schema current" in text and "Traceback" not in text
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a worker process group."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

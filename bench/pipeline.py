@@ -1,0 +1,88 @@
+"""(2) The pipeline against the raw limit, measured alternately in the same run.
+
+`submit` of the shared archive with K worker processes (warmed up), timed from the start of
+`submit` to the last result committed, on SQLite and an embedded Redis. Run:
+    .venv/bin/python -m bench.pipeline [--procs K] [--repeats R] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing as mp
+import tempfile
+import time
+from datetime import UTC
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from allscreen.db import ensure_schema, make_engine
+from allscreen.embedded_redis import EmbeddedRedis
+from allscreen.schema import Result
+from allscreen.settings import Settings
+from bench.common import DATA, images, machine, median, start_worker, stop
+from bench.raw_limit import raw_rate
+from producer.submit import submit, watch
+
+
+def pipeline_rate(procs: int, batch_size: int, workdir: Path) -> tuple[float, int]:
+    """(images/s, images) for one timed run on a fresh database and broker."""
+    redis = EmbeddedRedis().start()
+    db = workdir / f"bench-{time.time_ns()}.db"
+    settings = Settings(broker_url=redis.url, database_url=f"sqlite:///{db}", batch_size=batch_size)
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine, create=True)
+    worker = start_worker(settings, "bench", procs)
+    try:
+        warm = sorted(DATA.glob("Benign/*.jpg"))[: procs * batch_size]
+        warm_dir = workdir / f"warm-{time.time_ns()}"
+        warm_dir.mkdir()
+        for p in warm:
+            (warm_dir / p.name).write_bytes(p.read_bytes() + b"warm-up")
+        submit([warm_dir], settings, run_name="warm-up", err=io.StringIO())
+        watch("warm-up", settings, err=io.StringIO())
+        t0 = time.time()
+        done = submit([DATA], settings, run_name="bench", err=io.StringIO())
+        watch("bench", settings, err=io.StringIO())
+        with engine.connect() as conn:
+            last = conn.scalar(
+                select(func.max(Result.finished_at)).where(Result.run_id == done.run_id)
+            )
+        assert last is not None
+        seconds = last.replace(tzinfo=UTC).timestamp() - t0
+        return done.registered.new / seconds, done.registered.new
+    finally:
+        stop(worker)
+        redis.stop()
+
+
+def main() -> None:
+    """Alternate raw and pipeline runs; print medians and the ratio."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--procs", type=int, default=mp.cpu_count())
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
+    args = ap.parse_args()
+    paths = images()
+    print(f"# pipeline vs raw: {args.procs} processes, batch {args.batch_size}; {machine()}")
+    raws, pipes, ratios = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            raw = raw_rate(paths, args.procs)
+            pipe, n = pipeline_rate(args.procs, args.batch_size, Path(tmp))
+            raws.append(raw)
+            pipes.append(pipe)
+            ratios.append(pipe / raw)
+            print(
+                f"run {i + 1}: raw {raw:.0f} img/s, pipeline {pipe:.0f} img/s ({n} images), "
+                f"ratio {pipe / raw:.2f}"
+            )
+    print(
+        f"median: raw {median(raws):.0f} img/s, pipeline {median(pipes):.0f} img/s, "
+        f"ratio {median(ratios):.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
