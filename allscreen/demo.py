@@ -7,7 +7,6 @@ local workers running the reference model, screens a sample archive and prints t
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import click
 from allscreen.defaults import REPO_ROOT
 from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.errors import ConfigError
-from allscreen.process import die_with_parent
+from allscreen.process import die_with_parent, stop_group
 from allscreen.settings import Settings, get_settings, mask_url
 
 SHARED_ARCHIVE = REPO_ROOT.parent / "shared" / "data" / "all"  #: the project's ALL image set
@@ -72,16 +71,6 @@ def _start_workers(n: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
         )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: int | None) -> None:
     """Screen the archive end to end and print where the results are."""
     from producer.export import export_csv
@@ -113,6 +102,6 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
             f"CSV: {csv_path}; worker log: allscreen-demo-worker.log"
         )
     finally:
-        _stop(proc)
+        stop_group(proc)
         if redis is not None:
             redis.stop()

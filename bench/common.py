@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -81,14 +80,3 @@ def start_worker(
 def _consuming(settings: Settings, text: str) -> bool:
     # At WARNING level Celery prints no "ready."; the checks' last line means it is starting.
     return "reachable, schema current" in text and "Traceback" not in text
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a worker process group."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()

@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 
 from allscreen.db import ensure_schema, make_engine
 from allscreen.embedded_redis import EmbeddedRedis
+from allscreen.process import stop_group as stop
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, images, machine, median, start_worker, stop
+from bench.common import DATA, images, machine, median, start_worker
 from bench.raw_limit import raw_rate
 from producer.submit import submit, watch
 
