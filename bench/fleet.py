@@ -1,0 +1,103 @@
+"""(3) A fleet of emulated Jetson Nanos: N workers, each one process with a 13 ms model.
+
+The reference runner adds ALLSCREEN_EIM_DELAY_MS per inference, so each device is bound by
+that delay like a Nano (13 ms in the original project), and the ideal is N / 0.013 images/s.
+Run:
+    .venv/bin/python -m bench.fleet [--devices 1 2 4 8] [--delay-ms 13] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from datetime import UTC
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from allscreen.db import ensure_schema, make_engine
+from allscreen.embedded_redis import EmbeddedRedis
+from allscreen.process import stop_group
+from allscreen.schema import Result
+from allscreen.settings import Settings
+from bench.common import DATA, machine, median, start_worker
+from producer.queries import device_stats
+from producer.submit import submit, watch
+
+
+def fleet_run(
+    n: int, delay_ms: float, batch_size: int, workdir: Path
+) -> tuple[float, dict[str, tuple[float | None, float | None]]]:
+    """(images/s, {device: (p50 ms, p95 ms)}) for one timed run of `n` emulated devices."""
+    redis = EmbeddedRedis().start()
+    settings = Settings(
+        broker_url=redis.url,
+        batch_size=batch_size,
+        database_url=f"sqlite:///{workdir / f'fleet-{time.time_ns()}.db'}",
+    )
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine, create=True)
+    env = {"ALLSCREEN_EIM_DELAY_MS": str(delay_ms)}
+    procs = [start_worker(settings, f"nano-{i + 1}", 1, env=env) for i in range(n)]
+    try:
+        warm = workdir / f"warm-{time.time_ns()}"
+        warm.mkdir()
+        for i, p in enumerate(sorted(DATA.glob("Benign/*.jpg"))[: n * batch_size]):
+            (warm / f"{i}.jpg").write_bytes(p.read_bytes() + b"warm")
+        submit([warm], settings, run_name="warm-up", err=io.StringIO())
+        watch("warm-up", settings, err=io.StringIO())
+        t0 = time.time()
+        done = submit([DATA], settings, run_name="fleet", err=io.StringIO())
+        watch("fleet", settings, err=io.StringIO())
+        with engine.connect() as conn:
+            last = conn.scalar(
+                select(func.max(Result.finished_at)).where(Result.run_id == done.run_id)
+            )
+        assert last is not None
+        rate = done.registered.new / (last.replace(tzinfo=UTC).timestamp() - t0)
+        lat = {d.device: (d.p50_ms, d.p95_ms) for d in device_stats(engine, done.run_id)}
+        return rate, lat
+    finally:
+        for proc in procs:
+            stop_group(proc)
+        redis.stop()
+
+
+def main() -> None:
+    """Print, for each fleet size, the median rate, its ratio to ideal and device latencies."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--delay-ms", type=float, default=13.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
+    args = ap.parse_args()
+    print(
+        f"# fleet of emulated Nanos, {args.delay_ms:g} ms/inference, batch "
+        f"{args.batch_size}; {machine()}"
+    )
+    print("| devices | ideal img/s | median img/s | ratio | runs | device p50/p95 ms |")
+    print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.devices:
+            runs = [
+                fleet_run(n, args.delay_ms, args.batch_size, Path(tmp)) for _ in range(args.repeats)
+            ]
+            rates = [r for r, _ in runs]
+            ideal = n / (args.delay_ms / 1000)
+            lat = runs[-1][1]
+            lats = ", ".join(
+                f"{d} {p50:.0f}/{p95:.0f}"
+                for d, (p50, p95) in sorted(lat.items())
+                if p50 is not None and p95 is not None
+            )
+            print(
+                f"| {n} | {ideal:.0f} | {median(rates):.0f} | {median(rates) / ideal:.2f} | "
+                f"{' '.join(f'{r:.0f}' for r in rates)} | {lats} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
