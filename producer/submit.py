@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,8 @@ class Submitted:
     run_name: str
     registered: RegisterStats
     enqueued: EnqueueStats
+    register_seconds: float = 0.0
+    enqueue_seconds: float = 0.0
 
 
 def default_run_name() -> str:
@@ -73,22 +76,30 @@ def submit(
             err.write(f"\r\033[Kscanned {stats.files} files")
             err.flush()
 
+    t0 = time.monotonic()
     reg = register(
         engine, run_id, scan([os.fsencode(p) for p in paths], labels), on_progress=scanned
     )
+    t1 = time.monotonic()
     if err.isatty():
         err.write("\n")
     err.write(
-        f"registered {reg.new} new images from {reg.files} files"
-        + (f" ({reg.unreadable} unreadable, recorded as failed)" if reg.unreadable else "")
+        f"registered {reg.new} new images from {reg.files} files in {t1 - t0:.1f} s "
+        f"({reg.files / max(t1 - t0, 1e-9):.0f} files/s)"
+        + (f"; {reg.unreadable} unreadable, recorded as failed" if reg.unreadable else "")
         + "\n"
     )
     with Publisher(_celery_app(settings), settings) as pub:
         # An idle broker holds none of this run's batches (it may have lost them in a restart),
         # so every pending image goes out again; otherwise only images never sent.
         enq = enqueue(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
-    err.write(f"enqueued {enq.images} images in {enq.batches} batches\n")
-    return Submitted(run_id, name, reg, enq)
+    t2 = time.monotonic()
+    err.write(
+        f"enqueued {enq.images} images in {enq.batches} batches in {t2 - t1:.1f} s"
+        + (f"; {enq.failed} unreadable now, recorded as failed" if enq.failed else "")
+        + "\n"
+    )
+    return Submitted(run_id, name, reg, enq, t1 - t0, t2 - t1)
 
 
 def resume(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> EnqueueStats:
