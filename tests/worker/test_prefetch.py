@@ -1,0 +1,53 @@
+"""Preparing images ahead of the model: order, errors and a bounded look-ahead."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from allscreen.errors import ImageRejected
+from worker.prefetch import prepared
+
+
+def test_items_come_back_in_order_with_their_values() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        out = [(p.item, p.value) for p in prepared(range(10), lambda i: i * i, pool=pool)]
+    assert out == [(i, i * i) for i in range(10)]
+
+
+def test_a_rejected_image_becomes_an_error_and_the_rest_go_on() -> None:
+    def prepare(i: int) -> int:
+        if i == 2:
+            raise ImageRejected("truncated JPEG")
+        return i
+
+    with ThreadPoolExecutor(1) as pool:
+        out = list(prepared(range(4), prepare, pool=pool))
+    assert [p.error for p in out] == [None, None, "truncated JPEG", None]
+    assert [p.value for p in out] == [0, 1, None, 3]
+    assert all(p.prepare_ms >= 0 for p in out)
+
+
+def test_an_unexpected_error_is_not_swallowed() -> None:
+    def prepare(i: int) -> int:
+        raise RuntimeError("bug")
+
+    with ThreadPoolExecutor(1) as pool, pytest.raises(RuntimeError, match="bug"):
+        list(prepared(range(3), prepare, pool=pool))
+
+
+def test_no_more_than_the_look_ahead_is_prepared_before_the_first_is_taken() -> None:
+    started: list[int] = []
+
+    def prepare(i: int) -> int:
+        started.append(i)
+        return i
+
+    with ThreadPoolExecutor(1) as pool:
+        gen = prepared(range(100), prepare, pool=pool, ahead=3)
+        first = next(gen)
+        pool.submit(lambda: None).result()  # let queued work drain
+        assert first.item == 0
+        assert len(started) <= 4  # three ahead, plus the one queued when the first was taken
+        assert [p.item for p in gen] == list(range(1, 100))
