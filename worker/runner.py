@@ -34,6 +34,7 @@ from worker.sdk import load_sdk_image_module
 
 ImageImpulseRunner = load_sdk_image_module().ImageImpulseRunner
 
+_EXIT_GRACE_SECONDS = 0.5  #: how long a model whose socket closed gets to finish exiting
 _STOP_GRACE_SECONDS = 2.0  #: how long a model gets to exit after SIGINT before SIGKILL
 
 
@@ -166,7 +167,7 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
         except TimeoutError as exc:
             raise ModelCrashed(f"model hung (no answer in {self._classify_timeout:g} s)") from exc
         except (OSError, IndexError, ValueError) as exc:
-            code = None if self._runner is None else self._runner.poll()
+            code = self._exit_code()
             tail = self.stderr_tail()
             raise ModelCrashed(
                 f"model process died (exit code {code})" + (f": {tail}" if tail else "")
@@ -174,6 +175,15 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
                 else f"model connection failed: {exc!r}"
             ) from exc
         return reply
+
+    def _exit_code(self) -> int | None:
+        # The socket closes while the process is still exiting: give it a moment to finish.
+        if self._runner is None:
+            return None
+        try:
+            return self._runner.wait(_EXIT_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
 
     def stop(self) -> None:
         """Stop the model and reap it; safe to call twice."""
