@@ -16,7 +16,7 @@ COPY migrations ./migrations
 RUN pip install --no-cache-dir . && chmod +x /app/model/allscreen-all.eim
 
 RUN useradd --create-home --uid 10001 allscreen
-USER allscreen
+USER 10001
 ENV ALLSCREEN_MODEL=/app/model/allscreen-all.eim \
     ALLSCREEN_EIM_PYTHON=/usr/local/bin/python \
     PYTHONUNBUFFERED=1

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
-from allscreen.errors import AllscreenError, ConfigError
+from allscreen import defaults
+from allscreen.errors import AllscreenError, ChecksFailed, ConfigError
 from allscreen.settings import Settings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -32,6 +33,19 @@ def _settings() -> Settings:
         raise ConfigError(f"invalid setting: {exc}") from exc
 
 
+def _sha256_option(value: str | None) -> str | None:
+    """A model pin: 64 hex digits (as `allscreen worker --check` and `devices` print it)."""
+    if value is None:
+        return None
+    pin = value.strip().lower()
+    if len(pin) != 64 or any(c not in "0123456789abcdef" for c in pin):
+        raise ConfigError(
+            f"--model-sha256 needs the 64-hex-digit sha256 of a model file, got {value!r} "
+            "(`allscreen worker --check` and `allscreen devices --json` print it)"
+        )
+    return pin
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Screen blood-smear archives for ALL on a fleet of Edge Impulse devices."""
@@ -48,7 +62,12 @@ def cli() -> None:
     show_default=True,
     help="Where ground truth comes from, if anywhere.",
 )
-@click.option("--model-sha256", "pin", help="Only a worker holding this model may classify.")
+@click.option(
+    "--model-sha256",
+    "pin",
+    callback=lambda _ctx, _param, value: _sha256_option(value),
+    help="Only a worker holding this model (sha256 of its file) may classify.",
+)
 def submit(
     paths: tuple[Path, ...], run_name: str | None, wait: bool, labels: str, pin: str | None
 ) -> None:
@@ -150,12 +169,18 @@ def worker(
         get_settings.cache_clear()
     s = _settings()
     name = s.device or socket.gethostname()
-    failures = run_checks(s, lambda line: click.echo(line, err=True))
-    if failures:
-        raise failures[0]
+    checks = run_checks(s, lambda line: click.echo(line, err=True))
+    if check and checks.failures:
+        raise ChecksFailed(f"{len(checks.failures)} of {checks.total} device checks failed")
+    if checks.failures:
+        raise checks.failures[0]
     if check:
         return
     from worker.app import app
+    from worker.heartbeat import announce
+
+    if checks.model is not None:
+        announce(checks.model)
 
     argv = [
         "worker",
@@ -172,6 +197,21 @@ def worker(
         *celery_args,
     ]
     app.worker_main(argv)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def devices(as_json: bool) -> None:
+    """The devices online now: model, concurrency, and last minute's throughput and p50."""
+    from producer.devices import device_rows, devices_json, render_devices
+    from producer.submit import open_engine
+
+    s = _settings()
+    rows = device_rows(s, open_engine(s, create=False))
+    if as_json:
+        click.echo(json.dumps(devices_json(rows), indent=2))
+    else:
+        click.echo(render_devices(rows, s.queue))
 
 
 @cli.group()
@@ -197,6 +237,106 @@ def demo(path: Path | None, run_name: str, workers: int | None) -> None:
     from allscreen.demo import run_demo
 
     run_demo(_settings(), path=path, run_name=run_name, workers=workers)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--address",
+    default=defaults.DEFAULT_MONITOR_ADDRESS,
+    show_default=True,
+    help="Address to serve on.",
+)
+@click.option("--port", type=int, default=defaults.DEFAULT_FLOWER_PORT, show_default=True)
+@click.option(
+    "--db",
+    type=click.Path(path_type=Path),
+    default=Path(defaults.DEFAULT_FLOWER_DB),
+    show_default=True,
+    help="Flower's state file (kept with --persistent).",
+)
+@click.option(
+    "--basic-auth", envvar="FLOWER_BASIC_AUTH", help="user:password[,...] (or FLOWER_BASIC_AUTH)."
+)
+@click.option("--auth", envvar="FLOWER_AUTH", help="OAuth: e-mail pattern of users let in.")
+@click.option("--auth-provider", envvar="FLOWER_AUTH_PROVIDER", help="OAuth login handler class.")
+@click.option("--oauth2-key", envvar="FLOWER_OAUTH2_KEY")
+@click.option("--oauth2-secret", envvar="FLOWER_OAUTH2_SECRET")
+@click.option("--oauth2-redirect-uri", envvar="FLOWER_OAUTH2_REDIRECT_URI")
+@click.option("--control", is_flag=True, help="Allow worker shutdown and pool changes from Flower.")
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED)
+def flower(
+    address: str,
+    port: int,
+    db: Path,
+    basic_auth: str | None,
+    auth: str | None,
+    auth_provider: str | None,
+    oauth2_key: str | None,
+    oauth2_secret: str | None,
+    oauth2_redirect_uri: str | None,
+    control: bool,
+    flower_args: tuple[str, ...],
+) -> None:
+    """Serve Flower for allscreen's workers: loopback by default, auth required elsewhere."""
+    from worker.flower import FlowerOptions, OAuth, parse_basic_auth, run_flower
+
+    _settings()  # a bad ALLSCREEN_* setting is one line here, not a traceback in Flower
+    oauth = OAuth(auth, auth_provider, oauth2_key, oauth2_secret, oauth2_redirect_uri)
+    run_flower(
+        FlowerOptions(address, port, db, parse_basic_auth(basic_auth), oauth, control, flower_args)
+    )
+
+
+@cli.command()
+@click.option(
+    "--address",
+    default=defaults.DEFAULT_MONITOR_ADDRESS,
+    show_default=True,
+    help="Address to serve on.",
+)
+@click.option("--port", type=int, default=defaults.DEFAULT_METRICS_PORT, show_default=True)
+@click.option(
+    "--window",
+    type=click.FloatRange(min=1),
+    default=defaults.DEFAULT_RATE_WINDOW,
+    show_default=True,
+    help="Seconds over which allscreen_images_per_second is measured.",
+)
+def metrics(address: str, port: int, window: float) -> None:
+    """Serve Prometheus metrics: per-device results and latency (SQL), queue depth (Redis)."""
+    import redis
+
+    from producer.exporter import FleetCollector, serve_metrics
+    from producer.submit import open_engine
+
+    s = _settings()
+    engine = open_engine(s, create=False)
+    client = redis.Redis.from_url(
+        s.effective_broker_url, socket_connect_timeout=2, socket_timeout=2
+    )
+    click.echo(f"serving metrics on http://{address}:{port}/metrics", err=True)
+    serve_metrics(
+        FleetCollector(engine, client, s.queue, window=window), address=address, port=port
+    )
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the report (one self-contained HTML file).",
+)
+def report(run: str, html_path: Path) -> None:
+    """Write RUN's report: summary, classes, accuracy, latency, throughput, failures."""
+    from producer.report import write_report
+    from producer.submit import open_engine
+
+    engine = open_engine(_settings(), create=False)
+    write_report(engine, run, html_path)
+    click.echo(f"wrote the report of run {run} to {html_path}", err=True)
 
 
 def main() -> None:

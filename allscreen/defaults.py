@@ -33,3 +33,10 @@ DEFAULT_DB_RETRY_SECONDS = 300.0
 #: recorded as failed (a poison image must not crash workers forever).
 DEFAULT_MAX_DELIVERIES = 3
 QUEUE_NAME = "allscreen"  #: the Celery queue that carries classification batches
+#: Where `allscreen flower` and `allscreen metrics` listen: loopback, so nothing is exposed
+#: until an operator chooses an address (Flower then insists on authentication).
+DEFAULT_MONITOR_ADDRESS = "127.0.0.1"
+DEFAULT_FLOWER_PORT = 5555  #: Flower's usual port
+DEFAULT_FLOWER_DB = "flower.db"  #: Flower's `--persistent` state file, in the working directory
+DEFAULT_METRICS_PORT = 9808  #: `allscreen metrics`, the Prometheus exporter
+DEFAULT_RATE_WINDOW = 60.0  #: seconds over which `allscreen_images_per_second` is measured

@@ -59,6 +59,10 @@ class ModelMismatch(ModelError):
     """Raised when a run is pinned to a model other than the one this device holds."""
 
 
+class ChecksFailed(AllscreenError):
+    """Raised when `allscreen worker --check` finds a device check failing (exit code 1)."""
+
+
 class ImageRejected(AllscreenError):
     """Raised when an image cannot be decoded or breaks a decoding limit."""
 

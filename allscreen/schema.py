@@ -71,6 +71,8 @@ class Result(Base):
     __table_args__ = (
         UniqueConstraint("run_id", "image_id", name="uq_results_run_image"),
         Index("ix_results_run_status", "run_id", "status"),
+        # `allscreen devices`: each device's results of the last minute, across runs.
+        Index("ix_results_device_finished", "device", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -91,3 +93,21 @@ class Result(Base):
     inference_ms: Mapped[float | None] = mapped_column(Float)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Refusal(Base):
+    """A device that refused a pinned run's batches because it holds another model."""
+
+    __tablename__ = "refusals"
+    __table_args__ = (
+        UniqueConstraint("run_id", "device", "model_sha256", name="uq_refusals_run_device_model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    device: Mapped[str] = mapped_column(String(200))
+    model_sha256: Mapped[str] = mapped_column(String(64))  # the model the device holds
+    model_file: Mapped[str] = mapped_column(Text)  # its path on the device, for people
+    batches: Mapped[int] = mapped_column(Integer, default=1)  # refusals so far
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

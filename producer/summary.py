@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, func, select
 
 from allscreen.schema import STATUS_DONE, Image, Result, Run
+from producer.models import model_lines, model_status
 from producer.queries import Counts, counts, device_stats, run_span
 
 
@@ -54,6 +55,7 @@ def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
             }
             for d in device_stats(engine, run.id)
         ],
+        **model_status(engine, run),
     }
 
 
@@ -75,6 +77,7 @@ def render_status(data: dict[str, Any]) -> str:
         )
     if data["accuracy"] is not None:
         lines.append(f"  accuracy against ground truth: {data['accuracy']:.2%}")
+    lines.extend(model_lines(data))
     if data["devices"]:
         lines.append(f"  {'device':<24}{'done':>8}{'failed':>8}{'p50 ms':>9}{'p95 ms':>9}")
         for d in data["devices"]:

@@ -9,11 +9,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from sqlalchemy import Engine
 
 from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch
 from allscreen.messages import Batch, ImageItem
+from allscreen.refusals import record_refusal
 from allscreen.results import ResultRow, upsert_results
 from allscreen.retry import with_db_retry
 from allscreen.schema import STATUS_DONE, STATUS_FAILED
@@ -57,16 +59,19 @@ def run_batch(
     settings: Settings,
     reader: Callable[[str, int], bytes] = read_shared_path,
 ) -> BatchOutcome:
-    """Classify every image of `batch` that has no result yet, then upsert all rows at once."""
+    """Classify every image of `batch` that has no result yet, then upsert all rows at once.
+
+    A batch of a run pinned to another model is refused before anything is counted or the
+    model is even started: the refusal is recorded and ModelMismatch raised, so the task can
+    hand the batch back to the queue for a device that holds the pinned model.
+    """
+    if batch.model_sha256 and batch.model_sha256 != session.sha256:
+        refuse_batch(batch, session=session, engine=engine, device=device, settings=settings)
     ids = [img.id for img in batch.images]
     done_ids, deliveries = with_db_retry(
         lambda: begin_batch(engine, batch.run_id, ids), seconds=settings.db_retry_seconds
     )
     info = session.info
-    if batch.model_sha256 and batch.model_sha256 != info.sha256:
-        raise ModelMismatch(
-            f"run is pinned to model {batch.model_sha256[:12]}, this device has {info.sha256[:12]}"
-        )
     queued = datetime.fromtimestamp(batch.queued_at, UTC)
     rows: list[ResultRow] = []
     skipped = 0
@@ -96,6 +101,27 @@ def run_batch(
     with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
     done = sum(r.status == STATUS_DONE for r in rows)
     return BatchOutcome(done=done, failed=len(rows) - done, skipped=skipped)
+
+
+def refuse_batch(
+    batch: Batch, *, session: ModelSession, engine: Engine, device: str, settings: Settings
+) -> NoReturn:
+    """Record that this device refused a pinned run's batch, then raise ModelMismatch."""
+    assert batch.model_sha256 is not None
+    with_db_retry(
+        lambda: record_refusal(
+            engine,
+            batch.run_id,
+            device=device,
+            model_sha256=session.sha256,
+            model_file=str(session.model_path),
+        ),
+        seconds=settings.db_retry_seconds,
+    )
+    raise ModelMismatch(
+        f"run {batch.run_id} is pinned to model {batch.model_sha256[:12]}; device {device} "
+        f"holds {session.sha256[:12]} ({session.model_path})"
+    )
 
 
 def _classify_one(

@@ -1,37 +1,89 @@
-"""Checks a worker runs before it takes any job; `allscreen worker --check` runs only these."""
+"""Checks a worker runs before it takes any job; `allscreen worker --check` runs only these.
+
+In order: the model file (present, executable, built for this CPU, its sha256), the shared
+libraries a native model links against, the model itself (starts and answers `hello` within
+ALLSCREEN_MODEL_START_TIMEOUT, with its name, version and labels), the broker and the
+database. A model check that cannot succeed because an earlier one failed is skipped, so a
+single cause gives a single FAIL line.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from allscreen.db import ensure_schema, get_engine
-from allscreen.errors import AllscreenError, BrokerUnavailable
+from allscreen.errors import AllscreenError, BrokerUnavailable, ModelError
 from allscreen.settings import Settings, mask_url
-from worker.modelfile import check_model_file, file_sha256
+from worker.heartbeat import ModelIdentity
+from worker.libraries import NVIDIA_HINT, check_libraries
+from worker.modelfile import check_model_file, elf_machine, file_sha256
 
-Check = Callable[[Settings], str]
+
+@dataclass(slots=True)
+class CheckReport:
+    """What the checks found: the failures, and the model's identity when it answered."""
+
+    failures: list[AllscreenError] = field(default_factory=list)
+    passed: int = 0
+    skipped: int = 0
+    model: ModelIdentity | None = None
+
+    @property
+    def total(self) -> int:
+        """Checks run or skipped."""
+        return self.passed + len(self.failures) + self.skipped
 
 
-def check_model(settings: Settings) -> str:
-    """The model file is usable, starts, and answers `hello`."""
+def describe_model_file(settings: Settings) -> str:
+    """The model file is there, executable and built for this CPU; give its sha256."""
+    path = settings.model
+    check_model_file(path)
+    machine = elf_machine(path)
+    kind = f"native {machine} binary" if machine else "script"
+    return f"model file {path}: {kind}, executable, sha256 {file_sha256(path)}"
+
+
+def describe_model_libraries(settings: Settings) -> str:
+    """Every shared library a native model links against resolves on this machine."""
+    path = settings.model
+    if elf_machine(path) is None:
+        return "model libraries: a script links no libraries of its own"
+    report = check_libraries(path)
+    if report.missing:
+        raise ModelError(
+            f"model {path} needs libraries this machine lacks: {', '.join(report.missing)}"
+            + (f"; {NVIDIA_HINT}" if report.jetpack_missing else "")
+        )
+    return f"model libraries: {report.note or f'all {report.resolved} resolve'}"
+
+
+def start_model(settings: Settings) -> tuple[str, ModelIdentity]:
+    """Start the model, wait for `hello` within the start timeout, and stop it again."""
     from worker.runner import GuardedImageRunner
 
-    check_model_file(settings.model)
-    runner = GuardedImageRunner(
-        str(settings.model),
-        start_timeout=settings.model_start_timeout,
-        timeout=settings.model_timeout,
-    )
+    limit = settings.model_start_timeout
+    runner = GuardedImageRunner(str(settings.model), start_timeout=limit, timeout=limit)
+    t0 = time.monotonic()
     try:
         hello = runner.init()
     finally:
         runner.stop()
+    elapsed = time.monotonic() - t0
     project = hello.get("project", {})
-    labels = ", ".join(hello["model_parameters"]["labels"])
-    return (
-        f"model {settings.model} ({project.get('name')} v{project.get('deploy_version')}, "
-        f"sha256 {file_sha256(settings.model)[:12]}): labels {labels}"
+    identity = ModelIdentity(
+        file=str(settings.model),
+        sha256=file_sha256(settings.model),
+        name=str(project.get("name", "unknown")),
+        version=str(project.get("deploy_version", "")),
+        labels=tuple(str(x) for x in hello["model_parameters"]["labels"]),
     )
+    line = (
+        f"model started and answered hello in {elapsed:.2f} s (limit {limit:g} s): "
+        f"{identity.name} v{identity.version}, labels {', '.join(identity.labels)}"
+    )
+    return line, identity
 
 
 def check_broker(settings: Settings) -> str:
@@ -52,16 +104,36 @@ def check_database(settings: Settings) -> str:
     return f"database {mask_url(settings.database_url)} reachable, schema current"
 
 
-CHECKS: tuple[Check, ...] = (check_model, check_broker, check_database)
+def run_checks(settings: Settings, report: Callable[[str], None]) -> CheckReport:
+    """Run every check, reporting one line each; return the failures and the model identity."""
+    out = CheckReport()
 
-
-def run_checks(settings: Settings, report: Callable[[str], None]) -> list[AllscreenError]:
-    """Run every check, reporting each line; return the failures."""
-    failures: list[AllscreenError] = []
-    for check in CHECKS:
+    def attempt(check: Callable[[], str]) -> bool:
         try:
-            report(f"ok    {check(settings)}")
+            line = check()
         except AllscreenError as exc:
             report(f"FAIL  {exc}")
-            failures.append(exc)
-    return failures
+            out.failures.append(exc)
+            return False
+        report(f"ok    {line}")
+        out.passed += 1
+        return True
+
+    def skip(what: str, why: str) -> None:
+        report(f"skip  {what}: {why}")
+        out.skipped += 1
+
+    def model_start() -> str:
+        line, out.model = start_model(settings)
+        return line
+
+    if not attempt(lambda: describe_model_file(settings)):
+        skip("model libraries", "the model file check failed")
+        skip("model start", "the model file check failed")
+    elif not attempt(lambda: describe_model_libraries(settings)):
+        skip("model start", "the model's libraries are missing")
+    else:
+        attempt(model_start)
+    attempt(lambda: check_broker(settings))
+    attempt(lambda: check_database(settings))
+    return out

@@ -91,17 +91,23 @@ class ModelSession:
         assert self._info is not None
         return self._info
 
-    def _ensure_started(self) -> Runner:
-        if self._runner is not None:
-            return self._runner
+    @property
+    def sha256(self) -> str:
+        """The model file's sha256, read once, without starting the model."""
         if self._sha256 is None:
             try:
                 self._sha256 = file_sha256(self.model_path)
             except OSError as exc:
                 raise ModelError(f"cannot read model file {self.model_path}: {exc}") from exc
+        return self._sha256
+
+    def _ensure_started(self) -> Runner:
+        if self._runner is not None:
+            return self._runner
+        sha256 = self.sha256
         runner = self._factory()
         hello = runner.init()
-        self._info = ModelInfo.from_hello(hello, self._sha256)
+        self._info = ModelInfo.from_hello(hello, sha256)
         self._runner = runner
         log.info(
             "model %s v%s started (%s)",

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Any
 
 from celery import Task
+from celery.exceptions import Reject
 from celery.signals import worker_process_shutdown
 
 from allscreen.db import get_engine
-from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError
+from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError, ModelMismatch
 from allscreen.messages import TASK_CLASSIFY, Batch
 from allscreen.settings import get_settings
 from worker.app import app
 from worker.batch import record_batch_failed, run_batch
+from worker.monitored import BatchTask
 from worker.runner import GuardedImageRunner
 from worker.session import ModelSession
 
@@ -24,6 +27,9 @@ _session: ModelSession | None = None
 _MODEL_RETRY_COUNTDOWN = 5.0  #: seconds before a batch returns when the model cannot start
 _MODEL_RETRIES = 3  #: retries of a batch whose model cannot start, before it is recorded failed
 _DB_RETRY_COUNTDOWN = 30.0  #: seconds before a batch returns after a long database outage
+#: Seconds a device holding the wrong model waits before handing a pinned batch back, so it
+#: does not spin on a queue that holds only that run's batches.
+_MISMATCH_PAUSE = 2.0
 
 
 def device_name() -> str:
@@ -54,7 +60,14 @@ def _stop_model(**_: Any) -> None:
 
 
 @app.task(  # type: ignore[untyped-decorator]
-    name=TASK_CLASSIFY, bind=True, acks_late=True, reject_on_worker_lost=True
+    name=TASK_CLASSIFY,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    base=BatchTask,
+    # No default bound: `retry(max_retries=None)` falls back to this, and a database outage must
+    # never exhaust it. Model errors pass their own bound.
+    max_retries=None,
 )
 def classify_batch(self: Task, message: object) -> dict[str, int]:
     """Classify one batch of images and upsert their results."""
@@ -70,6 +83,15 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
         outcome = run_batch(
             batch, session=get_session(), engine=engine, device=device_name(), settings=s
         )
+    except ModelMismatch as exc:
+        # Never given up, never counted as a failure or a retry: the batch is for a device
+        # holding the pinned model, and this one has recorded its refusal for `status`. A
+        # requeued message goes to the back of the Redis queue, where any device can take it.
+        log.warning("refused batch %s, returned to the queue: %s", batch.describe(), exc)
+        time.sleep(_MISMATCH_PAUSE)
+        # A control signal to Celery, not an error: the line above says why, and Celery logs
+        # a rejection with its traceback, so the mismatch's own traceback is left out.
+        raise Reject(str(exc), requeue=True) from None
     except DatabaseUnavailable as exc:
         # Never given up: the batch waits in the broker until the database is back.
         log.error("batch %s returned to the queue: %s", batch.describe(), exc)
