@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +20,8 @@ from allscreen.retry import with_db_retry
 from allscreen.schema import STATUS_DONE, STATUS_FAILED
 from allscreen.settings import Settings
 from worker.decode import decode_image
+from worker.features import Features
+from worker.prefetch import prepared
 from worker.session import ModelSession
 from worker.store import begin_batch
 
@@ -73,13 +74,9 @@ def run_batch(
     )
     info = session.info
     queued = datetime.fromtimestamp(batch.queued_at, UTC)
-    rows: list[ResultRow] = []
-    skipped = 0
-    for item in batch.images:
-        if item.id in done_ids:
-            skipped += 1
-            continue
-        row = ResultRow(
+
+    def new_row(item: ImageItem) -> ResultRow:
+        return ResultRow(
             batch.run_id,
             item.id,
             STATUS_FAILED,
@@ -90,17 +87,39 @@ def run_batch(
             model_name=info.name,
             model_version=info.version,
         )
+
+    rows: list[ResultRow] = []
+    todo: list[ImageItem] = []
+    for item in batch.images:
+        if item.id in done_ids:
+            continue
         if deliveries.get(item.id, 0) > settings.max_deliveries:
+            row = new_row(item)
             row.error = (
                 f"a worker process died {deliveries[item.id] - 1} times on the batch "
                 "holding this image; given up"
             )
+            rows.append(row)
         else:
-            _classify_one(item, row, session=session, settings=settings, reader=reader)
+            todo.append(item)
+
+    def prepare(item: ImageItem) -> Features:
+        return _features(item, session=session, settings=settings, reader=reader)
+
+    # Decoding the next images overlaps with the model classifying this one.
+    for ready in prepared(todo, prepare):
+        row = new_row(ready.item)
+        row.started_at = ready.started_at
+        if ready.value is None:
+            row.error = ready.error
+        else:
+            row.decode_ms = ready.prepare_ms
+            _classify(ready.item.id, ready.value, row, session=session, settings=settings)
+        row.finished_at = _now()
         rows.append(row)
     with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
     done = sum(r.status == STATUS_DONE for r in rows)
-    return BatchOutcome(done=done, failed=len(rows) - done, skipped=skipped)
+    return BatchOutcome(done=done, failed=len(rows) - done, skipped=len(done_ids))
 
 
 def refuse_batch(
@@ -124,43 +143,45 @@ def refuse_batch(
     )
 
 
-def _classify_one(
+def _features(
     item: ImageItem,
-    row: ResultRow,
     *,
     session: ModelSession,
     settings: Settings,
     reader: Callable[[str, int], bytes],
+) -> Features:
+    """Bytes (or a shared path) to model features; ImageRejected says why not."""
+    if item.data is not None:
+        data = item.data
+    else:
+        assert item.path is not None
+        data = reader(item.path, settings.max_image_bytes)
+        if hashlib.sha256(data).hexdigest() != item.sha256:
+            raise ImageRejected("file changed since it was registered (sha256 differs)")
+    rgb = decode_image(
+        data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
+    )
+    return session.features(rgb)
+
+
+def _classify(
+    image_id: int,
+    features: Features,
+    row: ResultRow,
+    *,
+    session: ModelSession,
+    settings: Settings,
 ) -> None:
-    row.started_at = _now()
-    t0 = time.perf_counter()
-    try:
-        if item.data is not None:
-            data = item.data
-        else:
-            assert item.path is not None
-            data = reader(item.path, settings.max_image_bytes)
-            if hashlib.sha256(data).hexdigest() != item.sha256:
-                raise ImageRejected("file changed since it was registered (sha256 differs)")
-        rgb = decode_image(
-            data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
-        )
-        features = session.features(rgb)
-    except ImageRejected as exc:
-        row.error, row.finished_at = str(exc), _now()
-        return
-    row.decode_ms = (time.perf_counter() - t0) * 1000
     try:
         pred = session.classify(features)
     except ModelCrashed as exc:
-        row.error, row.finished_at = str(exc), _now()
-        row.attempts = settings.model_attempts
-        log.error("image %d failed: %s", item.id, exc)
+        row.error, row.attempts = str(exc), settings.model_attempts
+        log.error("image %d failed: %s", image_id, exc)
         return
     row.status, row.label = STATUS_DONE, pred.label
     row.confidence = pred.scores[pred.label]
     row.scores = json.dumps(pred.scores, sort_keys=True)
-    row.inference_ms, row.attempts, row.finished_at = pred.inference_ms, pred.attempts, _now()
+    row.inference_ms, row.attempts = pred.inference_ms, pred.attempts
 
 
 def record_batch_failed(
