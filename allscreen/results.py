@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -34,17 +35,29 @@ class ResultRow:
     error: str | None = None
 
 
+_KEYS = ("run_id", "image_id")
+_COLUMNS = tuple(f.name for f in fields(ResultRow))
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(engine: Engine) -> Any:
+    # One statement per dialect, executed with many parameter sets: SQLAlchemy compiles it once
+    # and sends the rows as multi-row VALUES ("insertmanyvalues"), not a round trip per row.
+    name = engine.dialect.name
+    if name not in _UPSERTS:
+        table = Result.__table__
+        stmt = dialect_insert(engine, table)
+        _UPSERTS[name] = stmt.on_conflict_do_update(
+            index_elements=list(_KEYS),
+            set_={c: stmt.excluded[c] for c in _COLUMNS if c not in _KEYS},
+            where=table.c.status != STATUS_DONE,
+        )
+    return _UPSERTS[name]
+
+
 def upsert_results(engine: Engine, rows: list[ResultRow]) -> None:
-    """Write `rows` in one statement. A `done` row is never replaced by a later failure."""
+    """Write `rows` in one transaction. A `done` row is never replaced by a later failure."""
     if not rows:
         return
-    table = Result.__table__
-    stmt = dialect_insert(engine, table).values([asdict(r) for r in rows])
-    keys = ("run_id", "image_id")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={c: stmt.excluded[c] for c in asdict(rows[0]) if c not in keys},
-        where=table.c.status != STATUS_DONE,
-    )
     with engine.begin() as conn:
-        conn.execute(stmt)
+        conn.execute(_upsert_statement(engine), [asdict(r) for r in rows])
