@@ -408,9 +408,12 @@ def code_fingerprint() -> str:
     means its repeats ran different code.
     """
     digest = hashlib.sha256()
-    for package in ("allscreen", "producer", "worker", "model"):
-        for path in sorted((REPO_ROOT / package).glob("*.py")):
-            digest.update(path.name.encode() + path.read_bytes())
+    files = [
+        p for pkg in ("allscreen", "producer", "worker") for p in (REPO_ROOT / pkg).glob("*.py")
+    ]
+    files += [REPO_ROOT / "model" / f for f in ("eim_server.py", "eim_protocol.py")]
+    for path in sorted(files):
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
     head = subprocess.run(
         ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -423,48 +426,54 @@ def code_fingerprint() -> str:
 # --- reporting -------------------------------------------------------------------------------
 
 
-#: Functions whose share of the worker's task time the py-spy summary reports.
+#: Functions whose share of the worker's task time the py-spy summary reports, besides the
+#: direct callees of `run_batch` (whatever the worker's code calls them).
 TASK_PARTS = (
-    "run_batch (worker/batch.py",
     "begin_batch (worker/store.py",
-    "_classify_one (worker/batch.py",
-    "decode_image (worker/decode.py",
-    "ModelSession.features (worker/session.py",
     "ModelSession.classify (worker/session.py",
     "upsert_results (allscreen/results.py",
     "ClauseElement._compile_w_cache (sqlalchemy/sql/elements.py",
     "Connection.wait (psycopg/connection.py",
 )
+_IN_UPSERT = TASK_PARTS[3:]  #: counted only inside `upsert_results`
+_RUN_BATCH = "run_batch (worker/batch.py"
 
 
 def task_shares(path: Path, root: str = "classify_batch (worker/tasks.py") -> list[str]:
-    """Share of the task's samples spent in each of TASK_PARTS, from py-spy collapsed stacks.
-
-    `_compile_w_cache` and `Connection.wait` are counted only inside `upsert_results`, so
-    they split the write into building the SQL and waiting for the database.
-    """
+    """Share of the task's samples per direct callee of `run_batch` and per TASK_PARTS entry,
+    from py-spy collapsed stacks (`--format raw`)."""
     total = 0
     parts = dict.fromkeys(TASK_PARTS, 0)
+    callees: dict[str, int] = {}
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit() or root not in stack:
             continue
         n = int(count)
         total += n
-        inside_upsert = False
+        frames = stack.split(";")
+        for i, frame in enumerate(frames[:-1]):
+            if frame.startswith(_RUN_BATCH):
+                callee = re.sub(r":\d+\)$", ")", frames[i + 1])
+                callees[callee] = callees.get(callee, 0) + n
+                break
+        in_upsert = False
         hit: set[str] = set()
-        for frame in stack.split(";"):
-            inside_upsert = inside_upsert or frame.startswith(TASK_PARTS[6])
+        for frame in frames:
+            in_upsert = in_upsert or frame.startswith(TASK_PARTS[2])
             for part in TASK_PARTS:
                 if frame.startswith(part) and part not in hit:
-                    if part in (TASK_PARTS[7], TASK_PARTS[8]) and not inside_upsert:
+                    if part in _IN_UPSERT and not in_upsert:
                         continue
                     hit.add(part)
                     parts[part] += n
-    lines = [f"{total} samples in `classify_batch`"]
+    lines = [f"{total} samples in `classify_batch`; direct callees of run_batch:"]
+    for callee, n in sorted(callees.items(), key=lambda kv: -kv[1])[:6]:
+        lines.append(f"{100 * n / max(total, 1):5.1f}%  {callee}")
+    lines.append("within them:")
     for part, n in parts.items():
         name = part.split(" (")[0]
-        where = " (inside upsert_results)" if part in (TASK_PARTS[7], TASK_PARTS[8]) else ""
+        where = " (inside upsert_results)" if part in _IN_UPSERT else ""
         lines.append(f"{100 * n / max(total, 1):5.1f}%  {name}{where}")
     return lines
 
