@@ -95,6 +95,21 @@ def settings(broker_url: str, db_url: str) -> Settings:
 
 
 @pytest.fixture
+def fleet(broker_url: str, sqlite_url: str) -> Settings:
+    """Settings on a real Redis and a migrated SQLite database, with a queue of its own."""
+    engine = make_engine(sqlite_url)
+    ensure_schema(engine, create=True)
+    engine.dispose()
+    return Settings(
+        broker_url=broker_url,
+        database_url=sqlite_url,
+        queue=f"allscreen-t-{uuid.uuid4().hex[:8]}",
+        batch_size=4,
+        visibility_timeout=30,
+    )
+
+
+@pytest.fixture
 def archive(tmp_path: Path) -> Path:
     """A folder of 24 images in label folders: real smears where the shared set exists."""
     return archive_of(tmp_path / "archive", per_class=6)

@@ -6,15 +6,13 @@ import hashlib
 import io
 import json
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from allscreen.db import ensure_schema, make_engine
+from allscreen.db import make_engine
 from allscreen.defaults import DEFAULT_MODEL
 from allscreen.refusals import refusals_of_run
 from allscreen.results import ResultRow, upsert_results
@@ -24,21 +22,6 @@ from producer.queries import counts, find_run
 from producer.submit import submit
 from tests.support.cli import allscreen
 from tests.support.workers import workers
-
-
-@pytest.fixture
-def fleet(broker_url: str, sqlite_url: str) -> Settings:
-    """Settings on a real Redis and a migrated SQLite database, with a queue of its own."""
-    engine = make_engine(sqlite_url)
-    ensure_schema(engine, create=True)
-    engine.dispose()
-    return Settings(
-        broker_url=broker_url,
-        database_url=sqlite_url,
-        queue=f"allscreen-t-{uuid.uuid4().hex[:8]}",
-        batch_size=4,
-        visibility_timeout=30,
-    )
 
 
 def variant_model(folder: Path) -> Path:

@@ -18,11 +18,12 @@ def begin_batch(
             .values(deliveries=Image.deliveries + 1)
             .returning(Image.id, Image.deliveries)
         ).all()
-        done = conn.scalars(
-            select(Result.image_id).where(
-                Result.run_id == run_id,
-                Result.image_id.in_(image_ids),
-                Result.status == STATUS_DONE,
+        # Status is filtered here, not in SQL: with it in the WHERE clause the planner may pick
+        # the (run_id, status) index and read every done row of the run (BENCHMARKS-large.md).
+        existing = conn.execute(
+            select(Result.image_id, Result.status).where(
+                Result.run_id == run_id, Result.image_id.in_(image_ids)
             )
         ).all()
-    return set(done), {int(i): int(n) for i, n in counted}
+    done = {int(i) for i, status in existing if status == STATUS_DONE}
+    return done, {int(i): int(n) for i, n in counted}

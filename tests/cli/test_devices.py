@@ -6,13 +6,11 @@ import hashlib
 import io
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from allscreen.db import ensure_schema, make_engine
 from allscreen.defaults import DEFAULT_MODEL
 from allscreen.presence import HEARTBEAT_SECONDS
 from allscreen.settings import Settings
@@ -21,18 +19,20 @@ from tests.support.cli import allscreen
 from tests.support.workers import workers
 
 
-@pytest.fixture
-def fleet(broker_url: str, sqlite_url: str) -> Settings:
-    """Settings on a real Redis and a migrated SQLite database, with a queue of its own."""
-    engine = make_engine(sqlite_url)
-    ensure_schema(engine, create=True)
-    engine.dispose()
-    return Settings(
-        broker_url=broker_url,
-        database_url=sqlite_url,
-        queue=f"allscreen-t-{uuid.uuid4().hex[:8]}",
-        batch_size=4,
+def _reference_identity() -> tuple[str, str]:
+    """Name and deploy version of the committed reference model, from its ONNX metadata."""
+    import onnxruntime as ort
+
+    from allscreen.defaults import REPO_ROOT
+
+    meta = (
+        ort.InferenceSession(
+            str(REPO_ROOT / "model" / "all_cnn96.onnx"), providers=["CPUExecutionProvider"]
+        )
+        .get_modelmeta()
+        .custom_metadata_map
     )
+    return meta["project_name"], meta["deploy_version"]
 
 
 def _devices(settings: Settings) -> list[dict[str, Any]]:
@@ -61,7 +61,7 @@ def test_devices_lists_each_online_worker_with_its_model_and_last_minute(
         idle = _one_device(fleet)
         assert idle["device"] == "nano-1" and idle["node"].startswith("nano-1@")
         assert idle["model_sha256"] == sha and idle["model_file"] == str(DEFAULT_MODEL)
-        assert (idle["model_name"], idle["model_version"]) == ("allscreen ALL reference", "1")
+        assert (idle["model_name"], idle["model_version"]) == _reference_identity()
         assert idle["labels"] == ["Benign", "Early", "Pre", "Pro"]
         assert idle["concurrency"] == 2
         assert idle["images_last_minute"] == 0 and idle["p50_ms"] is None
