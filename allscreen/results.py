@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -60,4 +60,6 @@ def upsert_results(engine: Engine, rows: list[ResultRow]) -> None:
     if not rows:
         return
     with engine.begin() as conn:
-        conn.execute(_upsert_statement(engine), [asdict(r) for r in rows])
+        # Flat rows: getattr per column, not asdict (which deep-copies every value).
+        params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
+        conn.execute(_upsert_statement(engine), params)

@@ -45,6 +45,7 @@ def start_worker(
     *,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    celery_args: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
     """Start `allscreen worker` in its own process group and wait until it is ready."""
     log = log or Path(tempfile.mkstemp(prefix=f"bench-{device}-", suffix=".log")[1])
@@ -60,6 +61,7 @@ def start_worker(
                 str(concurrency),
                 "--loglevel",
                 "WARNING",
+                *celery_args,
             ],
             env=full,
             stdout=out,
@@ -80,3 +82,23 @@ def start_worker(
 def _consuming(settings: Settings, text: str) -> bool:
     # At WARNING level Celery prints no "ready."; the checks' last line means it is starting.
     return "reachable, schema current" in text and "Traceback" not in text
+
+
+def replicate(dest: Path, copies: int) -> Path:
+    """An archive of `copies` distinct copies of the shared images, under `dest`.
+
+    Copy k of an image is its bytes plus a few trailing bytes (JPEG decoders stop at the
+    end-of-image marker), so every copy has its own sha256 and counts as a new image, while
+    decoding and classifying it costs exactly what the original does.
+    """
+    paths = images()
+    if copies == 1:
+        return DATA
+    root = dest / f"archive-x{copies}"
+    if not root.is_dir():
+        for k in range(copies):
+            for p in paths:
+                out = root / f"copy{k}" / p.parent.name / p.name
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(p.read_bytes() + f"copy{k}".encode())
+    return root

@@ -22,13 +22,18 @@ from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.process import stop_group
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, machine, median, start_worker
+from bench.common import DATA, machine, median, replicate, start_worker
 from producer.queries import device_stats
 from producer.submit import submit, watch
 
 
 def fleet_run(
-    n: int, delay_ms: float, batch_size: int, workdir: Path
+    n: int,
+    delay_ms: float,
+    batch_size: int,
+    workdir: Path,
+    pool: str = "prefork",
+    archive: Path = DATA,
 ) -> tuple[float, dict[str, tuple[float | None, float | None]]]:
     """(images/s, {device: (p50 ms, p95 ms)}) for one timed run of `n` emulated devices."""
     redis = EmbeddedRedis().start()
@@ -40,7 +45,10 @@ def fleet_run(
     engine = make_engine(settings.database_url)
     ensure_schema(engine, create=True)
     env = {"ALLSCREEN_EIM_DELAY_MS": str(delay_ms)}
-    procs = [start_worker(settings, f"nano-{i + 1}", 1, env=env) for i in range(n)]
+    procs = [
+        start_worker(settings, f"nano-{i + 1}", 1, env=env, celery_args=("--pool", pool))
+        for i in range(n)
+    ]
     try:
         warm = workdir / f"warm-{time.time_ns()}"
         warm.mkdir()
@@ -49,7 +57,7 @@ def fleet_run(
         submit([warm], settings, run_name="warm-up", err=io.StringIO())
         watch("warm-up", settings, err=io.StringIO())
         t0 = time.time()
-        done = submit([DATA], settings, run_name="fleet", err=io.StringIO())
+        done = submit([archive], settings, run_name="fleet", err=io.StringIO())
         watch("fleet", settings, err=io.StringIO())
         with engine.connect() as conn:
             last = conn.scalar(
@@ -72,17 +80,27 @@ def main() -> None:
     ap.add_argument("--delay-ms", type=float, default=13.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
+    ap.add_argument("--pool", default="prefork", help="Celery pool of each device's worker")
+    ap.add_argument(
+        "--copies",
+        type=int,
+        default=None,
+        help="copies of the image set to screen (default: one per device, so every run "
+        "lasts about 35 s at the ideal rate and start-up is not most of it)",
+    )
     args = ap.parse_args()
     print(
         f"# fleet of emulated Nanos, {args.delay_ms:g} ms/inference, batch "
-        f"{args.batch_size}; {machine()}"
+        f"{args.batch_size}, pool {args.pool}; {machine()}"
     )
     print("| devices | ideal img/s | median img/s | ratio | runs | device p50/p95 ms |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.devices:
+            archive = replicate(Path(tmp), args.copies or n)
             runs = [
-                fleet_run(n, args.delay_ms, args.batch_size, Path(tmp)) for _ in range(args.repeats)
+                fleet_run(n, args.delay_ms, args.batch_size, Path(tmp), args.pool, archive)
+                for _ in range(args.repeats)
             ]
             rates = [r for r, _ in runs]
             ideal = n / (args.delay_ms / 1000)

@@ -14,6 +14,7 @@ import tempfile
 import time
 from datetime import UTC
 from pathlib import Path
+from typing import Literal
 
 from sqlalchemy import func, select
 
@@ -27,14 +28,35 @@ from bench.raw_limit import raw_rate
 from producer.submit import submit, watch
 
 
-def pipeline_rate(procs: int, batch_size: int, workdir: Path) -> tuple[float, int]:
-    """(images/s, images) for one timed run on a fresh database and broker."""
+def pipeline_rate(
+    procs: int,
+    batch_size: int,
+    workdir: Path,
+    pool: str = "prefork",
+    transport: Literal["bytes", "path"] = "bytes",
+) -> tuple[float, int]:
+    """(images/s, images) for one timed run on a fresh database and broker.
+
+    With the prefork pool, one worker runs `procs` children; with `solo`, `procs` workers run
+    one process each.
+    """
     redis = EmbeddedRedis().start()
     db = workdir / f"bench-{time.time_ns()}.db"
-    settings = Settings(broker_url=redis.url, database_url=f"sqlite:///{db}", batch_size=batch_size)
+    settings = Settings(
+        broker_url=redis.url,
+        database_url=f"sqlite:///{db}",
+        batch_size=batch_size,
+        transport=transport,
+    )
     engine = make_engine(settings.database_url)
     ensure_schema(engine, create=True)
-    worker = start_worker(settings, "bench", procs)
+    if pool == "prefork":
+        workers = [start_worker(settings, "bench", procs)]
+    else:
+        workers = [
+            start_worker(settings, f"bench-{i}", 1, celery_args=("--pool", pool))
+            for i in range(procs)
+        ]
     try:
         warm = sorted(DATA.glob("Benign/*.jpg"))[: procs * batch_size]
         warm_dir = workdir / f"warm-{time.time_ns()}"
@@ -54,7 +76,8 @@ def pipeline_rate(procs: int, batch_size: int, workdir: Path) -> tuple[float, in
         seconds = last.replace(tzinfo=UTC).timestamp() - t0
         return done.registered.new / seconds, done.registered.new
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
         redis.stop()
 
 
@@ -64,14 +87,21 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=mp.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
+    ap.add_argument("--pool", default="prefork", help="prefork: one worker; solo: one per proc")
+    ap.add_argument("--transport", default=Settings().transport, choices=["bytes", "path"])
     args = ap.parse_args()
     paths = images()
-    print(f"# pipeline vs raw: {args.procs} processes, batch {args.batch_size}; {machine()}")
+    print(
+        f"# pipeline vs raw: {args.procs} processes, batch {args.batch_size}, pool "
+        f"{args.pool}, transport {args.transport}; {machine()}"
+    )
     raws, pipes, ratios = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             raw = raw_rate(paths, args.procs)
-            pipe, n = pipeline_rate(args.procs, args.batch_size, Path(tmp))
+            pipe, n = pipeline_rate(
+                args.procs, args.batch_size, Path(tmp), args.pool, args.transport
+            )
             raws.append(raw)
             pipes.append(pipe)
             ratios.append(pipe / raw)

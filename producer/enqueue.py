@@ -33,14 +33,14 @@ class EnqueueStats:
 
 
 def pending_images(
-    engine: Engine, run_id: int, *, only_new: bool
+    engine: Engine, run_id: int, *, only_new: bool, after: int = 0
 ) -> Iterator[tuple[int, str, bytes, int]]:
-    """(id, sha256, location, size) of images with no result, in id order.
+    """(id, sha256, location, size) of images with no result and an id above `after`, in order.
 
     With `only_new`, images already handed to the broker are left out: a second `submit` does
     not queue them twice. `resume` passes False to re-enqueue everything without a result.
     """
-    last = 0
+    last = after
     while True:
         cond = [Image.run_id == run_id, Image.id > last, Result.id.is_(None)]
         if only_new:
@@ -116,6 +116,88 @@ class Publisher:
         )
 
 
+class Enqueuer:
+    """Streams a run's pending images to the broker in batches, resuming where it stopped.
+
+    `pump` sends images in id order from a cursor, so it can run between chunks of a scan
+    that is still registering images: the devices start on the first batches while the rest
+    of the archive is being hashed. A batch holds `batch_size` images, or fewer when their
+    bytes would exceed the message limit.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        publisher: Publisher,
+        run_id: int,
+        settings: Settings,
+        *,
+        pin: str | None,
+        only_new: bool,
+        idle: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.stats = EnqueueStats()
+        self._engine = engine
+        self._publisher = publisher
+        self._run_id = run_id
+        self._settings = settings
+        self._pin = pin
+        self._only_new = only_new
+        self._idle = idle
+        self._after = 0  #: highest image id taken into a batch
+        self._items: list[ImageItem] = []
+        self._size = 0
+        self._budget = settings.max_message_bytes / _BASE64_GROWTH
+        self._failures: list[tuple[str, str]] = []
+
+    def pump(self, *, block: bool) -> None:
+        """Send pending images above the cursor. Without `block`, stop as soon as the
+        broker's window is full (the scan goes on; the next call picks up from here); with
+        it, wait for room and send everything, the last partial batch included."""
+        s = self._settings
+        if not block and self._publisher.queue_depth() >= s.max_queued_batches:
+            return
+        rows = pending_images(
+            self._engine, self._run_id, only_new=self._only_new, after=self._after
+        )
+        for image_id, sha, location, nbytes in rows:
+            if self._items and (
+                len(self._items) >= s.batch_size or self._size + nbytes > self._budget
+            ):
+                if not block and self._publisher.queue_depth() >= s.max_queued_batches:
+                    return
+                self._flush()
+            self._after = image_id
+            item, error = _load(image_id, sha, location, nbytes, s)
+            if error is not None:
+                self._failures.append((sha, error))
+                continue
+            assert item is not None
+            self._items.append(item)
+            self._size += nbytes
+        if block:
+            self._flush()
+            if self._failures:
+                record_failures(self._engine, self._run_id, self._failures)
+                self.stats.failed += len(self._failures)
+                self._failures.clear()
+
+    def _flush(self) -> None:
+        if not self._items:
+            return
+        self._publisher.wait_for_room(self._idle)
+        self._publisher.publish(Batch(self._run_id, time.time(), tuple(self._items), self._pin))
+        ids = [i.id for i in self._items]
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(Image).where(Image.id.in_(ids)).values(enqueued_at=datetime.now(UTC))
+            )
+        self.stats.images += len(ids)
+        self.stats.batches += 1
+        self._items.clear()
+        self._size = 0
+
+
 def enqueue(
     engine: Engine,
     publisher: Publisher,
@@ -126,44 +208,10 @@ def enqueue(
     only_new: bool,
     idle: Callable[[], None] = lambda: None,
 ) -> EnqueueStats:
-    """Enqueue the run's pending images in batches of `batch_size` (or fewer bytes)."""
-    stats = EnqueueStats()
-    items: list[ImageItem] = []
-    size = 0
-    budget = settings.max_message_bytes / _BASE64_GROWTH
-    failures: list[tuple[str, str]] = []
-
-    def flush() -> None:
-        nonlocal size
-        if not items:
-            return
-        publisher.wait_for_room(idle)
-        publisher.publish(Batch(run_id, time.time(), tuple(items), pin))
-        ids = [i.id for i in items]
-        with engine.begin() as conn:
-            conn.execute(
-                update(Image).where(Image.id.in_(ids)).values(enqueued_at=datetime.now(UTC))
-            )
-        stats.images += len(items)
-        stats.batches += 1
-        items.clear()
-        size = 0
-
-    for image_id, sha, location, nbytes in pending_images(engine, run_id, only_new=only_new):
-        item, error = _load(image_id, sha, location, nbytes, settings)
-        if error is not None:
-            failures.append((sha, error))
-            continue
-        assert item is not None
-        if items and (len(items) >= settings.batch_size or size + nbytes > budget):
-            flush()
-        items.append(item)
-        size += nbytes
-    flush()
-    if failures:
-        record_failures(engine, run_id, failures)
-        stats.failed = len(failures)
-    return stats
+    """Enqueue all of the run's pending images, waiting for room in the broker's window."""
+    enqueuer = Enqueuer(engine, publisher, run_id, settings, pin=pin, only_new=only_new, idle=idle)
+    enqueuer.pump(block=True)
+    return enqueuer.stats
 
 
 def _load(

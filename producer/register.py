@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
@@ -108,13 +109,25 @@ def register(
     return stats
 
 
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_statement(engine: Engine) -> Any:
+    # Compiled once per dialect and executed with many parameter sets ("insertmanyvalues"):
+    # a multi-row VALUES built afresh for every chunk spent most of its time compiling.
+    name = engine.dialect.name
+    if name not in _INSERTS:
+        stmt = dialect_insert(engine, Image.__table__)
+        _INSERTS[name] = stmt.on_conflict_do_nothing(index_elements=["run_id", "sha256"])
+    return _INSERTS[name]
+
+
 def _insert(
     engine: Engine, rows: list[dict[str, object]], run_id: int, failures: list[tuple[str, str]]
 ) -> None:
     if rows:
-        stmt = dialect_insert(engine, Image.__table__).values(rows)
         with engine.begin() as conn:
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["run_id", "sha256"]))
+            conn.execute(_insert_statement(engine), rows)
         rows.clear()
     if failures:
         record_failures(engine, run_id, failures)

@@ -17,7 +17,7 @@ from allscreen.errors import ConfigError
 from allscreen.schema import Run
 from allscreen.settings import Settings
 from producer.archive import LabelMode, scan
-from producer.enqueue import EnqueueStats, Publisher, enqueue
+from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
 from producer.progress import wait_for_run
 from producer.queries import Counts, find_run
 from producer.register import RegisterStats, get_or_create_run, register
@@ -62,7 +62,10 @@ def submit(
     pin: str | None = None,
     err: TextIO = sys.stderr,
 ) -> Submitted:
-    """Register every image under `paths` in the run, then enqueue those without a result."""
+    """Register every image under `paths` in the run and enqueue those without a result.
+
+    Enqueueing starts with the first registered chunk, so devices work while the scan goes on.
+    """
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
@@ -71,31 +74,37 @@ def submit(
     run_id, created = get_or_create_run(engine, name, pin=pin)
     err.write(f"{'created' if created else 'continuing'} run {name} (id {run_id}); scanning\n")
 
-    def scanned(stats: RegisterStats) -> None:
-        if err.isatty():
-            err.write(f"\r\033[Kscanned {stats.files} files")
-            err.flush()
-
-    t0 = time.monotonic()
-    reg = register(
-        engine, run_id, scan([os.fsencode(p) for p in paths], labels), on_progress=scanned
-    )
-    t1 = time.monotonic()
-    if err.isatty():
-        err.write("\n")
-    err.write(
-        f"registered {reg.new} new images from {reg.files} files in {t1 - t0:.1f} s "
-        f"({reg.files / max(t1 - t0, 1e-9):.0f} files/s)"
-        + (f"; {reg.unreadable} unreadable, recorded as failed" if reg.unreadable else "")
-        + "\n"
-    )
     with Publisher(_celery_app(settings), settings) as pub:
         # An idle broker holds none of this run's batches (it may have lost them in a restart),
         # so every pending image goes out again; otherwise only images never sent.
-        enq = enqueue(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
+        enqueuer = Enqueuer(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
+
+        def scanned(stats: RegisterStats) -> None:
+            # Devices start on the first batches while the rest of the archive is scanned;
+            # the scan never waits for them (a full window just defers the sending).
+            enqueuer.pump(block=False)
+            if err.isatty():
+                err.write(f"\r\033[Kscanned {stats.files} files, enqueued {enqueuer.stats.images}")
+                err.flush()
+
+        t0 = time.monotonic()
+        reg = register(
+            engine, run_id, scan([os.fsencode(p) for p in paths], labels), on_progress=scanned
+        )
+        t1 = time.monotonic()
+        if err.isatty():
+            err.write("\n")
+        err.write(
+            f"registered {reg.new} new images from {reg.files} files in {t1 - t0:.1f} s "
+            f"({reg.files / max(t1 - t0, 1e-9):.0f} files/s)"
+            + (f"; {reg.unreadable} unreadable, recorded as failed" if reg.unreadable else "")
+            + "\n"
+        )
+        enqueuer.pump(block=True)
+        enq = enqueuer.stats
     t2 = time.monotonic()
     err.write(
-        f"enqueued {enq.images} images in {enq.batches} batches in {t2 - t1:.1f} s"
+        f"enqueued {enq.images} images in {enq.batches} batches in {t2 - t0:.1f} s"
         + (f"; {enq.failed} unreadable now, recorded as failed" if enq.failed else "")
         + "\n"
     )

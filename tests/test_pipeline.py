@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -13,6 +11,7 @@ from allscreen.db import make_engine
 from allscreen.schema import STATUS_DONE, Image, Result
 from allscreen.settings import Settings
 from producer.submit import submit, watch
+from tests.support.queue import queued_batches
 from tests.support.workers import workers
 
 
@@ -66,10 +65,8 @@ def test_the_path_transport_sends_paths_on_a_shared_mount_instead_of_bytes(
     submit([archive], settings, run_name="paths", err=io.StringIO())
     assert settings.broker_url is not None
     client = redis_lib.Redis.from_url(settings.broker_url)
-    bodies = [
-        base64.b64decode(json.loads(raw)["body"]) for raw in client.lrange(settings.queue, 0, -1)
-    ]
-    images = [img for body in bodies for img in json.loads(body)[0][0]["images"]]
+    batches = queued_batches(client, settings.queue)
+    images = [img for batch in batches for img in batch["images"]]
     assert images and all("data" not in img for img in images)  # paths travel, not bytes
     assert all(img["path"].startswith(str(archive)) for img in images)
     with workers(settings, tmp_path, "dev"):

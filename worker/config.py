@@ -12,7 +12,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.effective_broker_url,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "body_encoding": None,
+        },
         # JSON only: a pickle message could make a worker run arbitrary code.
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -1,0 +1,104 @@
+"""Streaming an archive into the broker: a window that never overflows, a cursor that never
+repeats an image, and devices that start while the scan is still going (real Redis and SQL)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import Engine
+
+import producer.register
+import producer.submit
+from allscreen.db import ensure_schema
+from allscreen.settings import Settings
+from producer.archive import Found, scan
+from producer.enqueue import Enqueuer, Publisher
+from producer.register import get_or_create_run, register
+from producer.submit import _celery_app, submit
+from tests.support.queue import queued_batches
+
+
+def _files(folder: Path, n: int, start: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(start, start + n):
+        (folder / f"img-{i:03d}.png").write_bytes(b"distinct content %d" % i)
+    return folder
+
+
+def _ids(client: redis.Redis[bytes], queue: str) -> list[int]:
+    return [img["id"] for batch in queued_batches(client, queue) for img in batch["images"]]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[redis.Redis[bytes]]:
+    assert settings.broker_url is not None
+    c: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
+    yield c
+    c.close()
+
+
+def test_pumping_without_blocking_stops_at_a_full_window_and_resumes_without_repeats(
+    settings: Settings, engine: Engine, tmp_path: Path, client: redis.Redis[bytes]
+) -> None:
+    ensure_schema(engine, create=True)
+    settings = settings.model_copy(update={"batch_size": 4, "max_queued_batches": 2})
+    run_id, _ = get_or_create_run(engine, "stream", pin=None)
+    register(engine, run_id, scan([os.fsencode(_files(tmp_path / "a", 20))], "none"))
+    taken: list[int] = []
+
+    def device_takes_all() -> None:  # called while the producer waits for room
+        taken.extend(_ids(client, settings.queue))
+        client.delete(settings.queue)
+
+    with Publisher(_celery_app(settings), settings) as pub:
+        enq = Enqueuer(
+            engine, pub, run_id, settings, pin=None, only_new=True, idle=device_takes_all
+        )
+        enq.pump(block=False)
+        first = _ids(client, settings.queue)
+        assert len(first) == 8 and client.llen(settings.queue) == 2  # the window, no more
+        enq.pump(block=False)  # still full: nothing more is sent
+        assert _ids(client, settings.queue) == first
+        client.delete(settings.queue)  # devices took both batches
+        enq.pump(block=False)
+        second = _ids(client, settings.queue)
+        client.delete(settings.queue)
+        # Images registered later (a scan still going) follow on from the cursor.
+        register(engine, run_id, scan([os.fsencode(_files(tmp_path / "b", 10, 20))], "none"))
+        enq.pump(block=True)  # waits for room, and sends the last, partial batch too
+        rest = taken + _ids(client, settings.queue)
+    sent = first + second + rest
+    assert len(sent) == len(set(sent)) == 30  # every image exactly once
+    assert sent == sorted(sent)
+    assert enq.stats.images == 30 and enq.stats.batches == 8
+
+
+def test_submit_sends_the_first_batches_while_the_archive_is_still_being_scanned(
+    settings: Settings,
+    engine: Engine,
+    tmp_path: Path,
+    client: redis.Redis[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = _files(tmp_path / "big", 40)
+    settings = settings.model_copy(update={"batch_size": 4, "max_queued_batches": 100})
+    monkeypatch.setattr(producer.register, "_CHUNK", 8)  # register in chunks of 8 rows
+    seen_while_scanning: list[int] = []
+
+    def watching_scan(paths: list[bytes], labels: str) -> Iterator[Found]:
+        for found in scan(paths, "none"):
+            seen_while_scanning.append(int(client.llen(settings.queue)))
+            yield found
+
+    monkeypatch.setattr(producer.submit, "scan", watching_scan)
+    done = submit([folder], settings, run_name="early", err=io.StringIO())
+    assert done.registered.new == 40 and done.enqueued.images == 40
+    # Batches were already waiting before the scan reached the last files.
+    assert seen_while_scanning[0] == 0 and seen_while_scanning[-1] >= 2
+    sent = _ids(client, settings.queue)
+    assert len(sent) == len(set(sent)) == 40
