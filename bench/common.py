@@ -102,3 +102,49 @@ def replicate(dest: Path, copies: int) -> Path:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(p.read_bytes() + f"copy{k}".encode())
     return root
+
+
+def cpu_seconds() -> dict[int, tuple[str, float]]:
+    """pid → (role, user+system CPU seconds) of every process now running on this machine.
+
+    Role is `model`, `worker`, `redis` or `other`, read from the command line; the caller's
+    own process is `producer`. Taken before and after a run, the difference shows where the
+    machine's CPU went, per image.
+    """
+    hz = os.sysconf("SC_CLK_TCK")
+    out: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        role = (
+            "producer"
+            if pid == os.getpid()
+            else "model"
+            if "eim" in cmd
+            else "worker"
+            if "allscreen worker" in cmd
+            else "redis"
+            if "redis-server" in cmd
+            else "other"
+        )
+        out[pid] = (role, (int(stat[11]) + int(stat[12])) / hz)
+    return out
+
+
+def cpu_by_role(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds spent per role between two `cpu_seconds()` snapshots."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        delta = seconds - before.get(pid, (role, 0.0))[1]
+        spent[role] = spent.get(role, 0.0) + delta
+    return spent

@@ -12,6 +12,7 @@ import io
 import multiprocessing as mp
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 from typing import Literal
@@ -23,7 +24,7 @@ from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.process import stop_group as stop
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, images, machine, median, start_worker
+from bench.common import DATA, cpu_by_role, cpu_seconds, images, machine, median, start_worker
 from bench.raw_limit import raw_rate
 from producer.submit import submit, watch
 
@@ -34,11 +35,14 @@ def pipeline_rate(
     workdir: Path,
     pool: str = "prefork",
     transport: Literal["bytes", "path"] = "bytes",
-) -> tuple[float, int]:
-    """(images/s, images) for one timed run on a fresh database and broker.
+    archive: Path = DATA,
+    on_submit: Callable[[list[int]], object] = lambda pids: None,
+) -> tuple[float, int, dict[str, float]]:
+    """(images/s, images, CPU ms per image by role) for one timed run on a fresh database
+    and broker.
 
     With the prefork pool, one worker runs `procs` children; with `solo`, `procs` workers run
-    one process each.
+    one process each. `on_submit` gets the worker pids as the timed submit starts.
     """
     redis = EmbeddedRedis().start()
     db = workdir / f"bench-{time.time_ns()}.db"
@@ -65,16 +69,20 @@ def pipeline_rate(
             (warm_dir / p.name).write_bytes(p.read_bytes() + b"warm-up")
         submit([warm_dir], settings, run_name="warm-up", err=io.StringIO())
         watch("warm-up", settings, err=io.StringIO())
+        cpu0 = cpu_seconds()
         t0 = time.time()
-        done = submit([DATA], settings, run_name="bench", err=io.StringIO())
+        on_submit([w.pid for w in workers])
+        done = submit([archive], settings, run_name="bench", err=io.StringIO())
         watch("bench", settings, err=io.StringIO())
+        spent = cpu_by_role(cpu0, cpu_seconds())
         with engine.connect() as conn:
             last = conn.scalar(
                 select(func.max(Result.finished_at)).where(Result.run_id == done.run_id)
             )
         assert last is not None
         seconds = last.replace(tzinfo=UTC).timestamp() - t0
-        return done.registered.new / seconds, done.registered.new
+        n = done.registered.new
+        return n / seconds, n, {role: cpu * 1000 / n for role, cpu in spent.items()}
     finally:
         for worker in workers:
             stop(worker)
@@ -99,7 +107,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
             raw = raw_rate(paths, args.procs)
-            pipe, n = pipeline_rate(
+            pipe, n, cpu = pipeline_rate(
                 args.procs, args.batch_size, Path(tmp), args.pool, args.transport
             )
             raws.append(raw)
@@ -108,6 +116,13 @@ def main() -> None:
             print(
                 f"run {i + 1}: raw {raw:.0f} img/s, pipeline {pipe:.0f} img/s ({n} images), "
                 f"ratio {pipe / raw:.2f}"
+            )
+            roles = ("worker", "model", "producer", "redis")
+            print(
+                "  CPU ms/image: "
+                + ", ".join(f"{r} {cpu.get(r, 0.0):.2f}" for r in roles)
+                + f"; total {sum(cpu.get(r, 0.0) for r in roles):.2f} "
+                f"(raw: {args.procs} cores / {raw:.0f} img/s = {args.procs * 1000 / raw:.2f})"
             )
     print(
         f"median: raw {median(raws):.0f} img/s, pipeline {median(pipes):.0f} img/s, "
