@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import tempfile
 import time
 from datetime import UTC
@@ -22,9 +23,12 @@ from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.process import stop_group
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, machine, median, replicate, start_worker
+from bench.common import DATA, MODEL, images, machine, median, replicate, start_worker
 from producer.queries import device_stats
 from producer.submit import submit, watch
+from worker.decode import decode_image
+from worker.runner import GuardedImageRunner
+from worker.session import ModelSession
 
 
 def fleet_run(
@@ -34,8 +38,8 @@ def fleet_run(
     workdir: Path,
     pool: str = "prefork",
     archive: Path = DATA,
-) -> tuple[float, dict[str, tuple[float | None, float | None]]]:
-    """(images/s, {device: (p50 ms, p95 ms)}) for one timed run of `n` emulated devices."""
+) -> tuple[float, dict[str, tuple[float | None, float | None]], int]:
+    """(images/s, {device: (p50 ms, p95 ms)}, images) for one timed run of `n` devices."""
     redis = EmbeddedRedis().start()
     settings = Settings(
         broker_url=redis.url,
@@ -66,11 +70,36 @@ def fleet_run(
         assert last is not None
         rate = done.registered.new / (last.replace(tzinfo=UTC).timestamp() - t0)
         lat = {d.device: (d.p50_ms, d.p95_ms) for d in device_stats(engine, done.run_id)}
-        return rate, lat
+        return rate, lat, done.registered.new
     finally:
         for proc in procs:
             stop_group(proc)
         redis.stop()
+
+
+def device_alone(delay_ms: float, count: int = 300) -> float:
+    """Images/s of one emulated device on its own: the SDK classifying features prepared in
+    advance, back to back, with no queue, no database and no decoding. The most a device's
+    worker could reach; the fleet's ratio to it is what the orchestration costs."""
+    os.environ["ALLSCREEN_EIM_DELAY_MS"] = str(delay_ms)
+    try:
+        session = ModelSession(
+            MODEL,
+            factory=lambda: GuardedImageRunner(str(MODEL), start_timeout=30, timeout=30),
+            attempts=1,
+        )
+        feats = [
+            session.features(decode_image(p.read_bytes(), max_bytes=1 << 25, max_pixels=1 << 25))
+            for p in images(count)
+        ]
+        t0 = time.perf_counter()
+        for f in feats:
+            session.classify(f)
+        rate = len(feats) / (time.perf_counter() - t0)
+        session.close()
+        return rate
+    finally:
+        del os.environ["ALLSCREEN_EIM_DELAY_MS"]
 
 
 def main() -> None:
@@ -93,8 +122,16 @@ def main() -> None:
         f"# fleet of emulated Nanos, {args.delay_ms:g} ms/inference, batch "
         f"{args.batch_size}, pool {args.pool}; {machine()}"
     )
-    print("| devices | ideal img/s | median img/s | ratio | runs | device p50/p95 ms |")
-    print("|---|---|---|---|---|---|")
+    alone = device_alone(args.delay_ms)
+    print(
+        f"one device alone (no queue, no database, no decoding): {alone:.1f} img/s = "
+        f"{alone * args.delay_ms / 1000:.2f} of its ideal {1000 / args.delay_ms:.1f}"
+    )
+    print(
+        "| devices | images | ideal img/s | median img/s | ratio to ideal | ratio to N devices "
+        "alone | runs | device p50/p95 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.devices:
             archive = replicate(Path(tmp), args.copies or n)
@@ -102,7 +139,7 @@ def main() -> None:
                 fleet_run(n, args.delay_ms, args.batch_size, Path(tmp), args.pool, archive)
                 for _ in range(args.repeats)
             ]
-            rates = [r for r, _ in runs]
+            rates = [r for r, _, _ in runs]
             ideal = n / (args.delay_ms / 1000)
             lat = runs[-1][1]
             lats = ", ".join(
@@ -111,7 +148,8 @@ def main() -> None:
                 if p50 is not None and p95 is not None
             )
             print(
-                f"| {n} | {ideal:.0f} | {median(rates):.0f} | {median(rates) / ideal:.2f} | "
+                f"| {n} | {runs[-1][2]} | {ideal:.0f} | {median(rates):.0f} | "
+                f"{median(rates) / ideal:.2f} | {median(rates) / (n * alone):.2f} | "
                 f"{' '.join(f'{r:.0f}' for r in rates)} | {lats} |",
                 flush=True,
             )
