@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import Engine, exists, select, update
 
 from allscreen.errors import BrokerUnavailable
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
@@ -42,23 +42,30 @@ def pending_images(
     """
     last = after
     while True:
-        cond = [Image.run_id == run_id, Image.id > last, Result.id.is_(None)]
+        # Page over the run's images by id first, then drop those with a result: the planner
+        # can stop at the page size, where a LEFT JOIN ... IS NULL read everything pending.
+        cond = [Image.run_id == run_id, Image.id > last]
         if only_new:
             cond.append(Image.enqueued_at.is_(None))
-        stmt = (
-            select(Image.id, Image.sha256, Image.location, Image.size_bytes)
-            .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
-            .where(*cond)
-            .order_by(Image.id)
-            .limit(_PAGE)
-        )
         with engine.connect() as conn:
-            page = conn.execute(stmt).all()
-        if not page:
-            return
+            ids = (
+                conn.execute(select(Image.id).where(*cond).order_by(Image.id).limit(_PAGE))
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return
+            page = conn.execute(
+                select(Image.id, Image.sha256, Image.location, Image.size_bytes)
+                .where(
+                    Image.id.in_(ids),
+                    ~exists().where(Result.run_id == run_id, Result.image_id == Image.id),
+                )
+                .order_by(Image.id)
+            ).all()
         for image_id, sha, location, size in page:
             yield int(image_id), str(sha), bytes(location), int(size)
-        last = int(page[-1][0])
+        last = int(ids[-1])
 
 
 class Publisher:
