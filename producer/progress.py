@@ -98,6 +98,9 @@ class ProgressLine:
         return self._clock() - self._start
 
 
+_COUNT_SHARE = 20  #: wait at least this many times as long as the last count took
+
+
 def wait_for_run(
     engine: Engine,
     run_id: int,
@@ -106,15 +109,23 @@ def wait_for_run(
     poll: float = 0.5,
     on_stall: Callable[[float], None] = lambda _: None,
 ) -> tuple[Counts, float]:
-    """Show progress until every image of the run has a result; return counts and seconds."""
+    """Show progress until every image of the run has a result; return counts and seconds.
+
+    Counting reads every row of the run, so on a large run the poll backs off to keep the
+    counting under 1/`_COUNT_SHARE` of the database's time.
+    """
+    t0 = time.monotonic()
     c = counts(engine, run_id)
+    took = time.monotonic() - t0
     line = ProgressLine(stream, c.total)
     try:
         while not c.finished:
             line.update(c)
             on_stall(line.stalled)
-            time.sleep(poll)
+            time.sleep(max(poll, took * _COUNT_SHARE))
+            t0 = time.monotonic()
             c = counts(engine, run_id)
+            took = time.monotonic() - t0
         line.update(c, force=True)
     finally:
         line.close()
