@@ -2,20 +2,27 @@
 
 Like the tutorial's `classifier.py`: `cv2.imread`, the SDK's own
 `get_features_from_image_auto_studio_settings`, `runner.classify`, a print per image. Run:
-    .venv/bin/python -m bench.sequential [--images N] [--repeats R]
+    .venv/bin/python -m bench.sequential [--images N] [--repeats R] [--no-pipeline]
+
+Each repeat also runs the pipeline (`bench.pipeline`'s default set-up) right after, so the
+speed-up is measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import multiprocessing as mp
+import tempfile
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import cv2
 
+from allscreen.settings import Settings
 from bench.common import MODEL, images, machine, median
+from bench.pipeline import pipeline_rate
 from worker.sdk import load_sdk_image_module
 
 
@@ -40,16 +47,32 @@ def sequential_rate(paths: list[Path]) -> float:
 
 
 def main() -> None:
-    """Print the median sequential rate."""
+    """Alternate the sequential script and the pipeline; print medians and the speed-up."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-pipeline", action="store_true", help="the sequential script only")
     args = ap.parse_args()
     paths = images(args.images)
-    print(f"# sequential (original script): {len(paths)} images; {machine()}")
-    rates = [sequential_rate(paths) for _ in range(args.repeats)]
-    print("runs (images/s):", " ".join(f"{r:.0f}" for r in rates))
-    print(f"median: {median(rates):.0f} images/s")
+    print(f"# sequential (original script) vs pipeline: {len(paths)} images; {machine()}")
+    seq: list[float] = []
+    pipe: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.repeats):
+            seq.append(sequential_rate(paths))
+            line = f"run {i + 1}: sequential {seq[-1]:.0f} img/s"
+            if not args.no_pipeline:
+                procs = mp.cpu_count()
+                pipe.append(pipeline_rate(procs, Settings().batch_size, Path(tmp))[0])
+                line += f", pipeline ({procs} processes) {pipe[-1]:.0f} img/s"
+                line += f", speed-up {pipe[-1] / seq[-1]:.2f}x"
+            print(line, flush=True)
+    print(f"median: sequential {median(seq):.0f} images/s", end="")
+    if pipe:
+        speedups = [p / s for p, s in zip(pipe, seq, strict=True)]
+        print(f", pipeline {median(pipe):.0f} images/s, speed-up {median(speedups):.2f}x")
+    else:
+        print()
 
 
 if __name__ == "__main__":

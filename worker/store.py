@@ -19,7 +19,7 @@ def begin_batch(
             .returning(Image.id, Image.deliveries)
         ).all()
         # Status is filtered here, not in SQL: with it in the WHERE clause the planner may pick
-        # the (run_id, status) index and read every done row of the run (BENCHMARKS-large.md).
+        # the (run_id, status) index and read every done row of the run (BENCHMARKS.md, section 4).
         existing = conn.execute(
             select(Result.image_id, Result.status).where(
                 Result.run_id == run_id, Result.image_id.in_(image_ids)
