@@ -1,8 +1,10 @@
 """Evaluate an ONNX ALL classifier on one split of the fixed data split.
 
 Runs the model with onnxruntime on exactly the production preprocessing (see
-:func:`preprocess`) and reports accuracy, per-class precision and recall, the confusion
-matrix and the per-image network latency (median over the split, batch 1, one thread).
+:func:`preprocess`) at the input size the model declares in its ONNX metadata
+(``input_size``, the size the ``.eim`` server reports in ``hello`` and the worker resizes
+to), and reports accuracy, per-class precision and recall, the confusion matrix and the
+per-image network latency (median over the split, batch 1, one thread).
 
 Usage (from the repository root)::
 
@@ -25,11 +27,16 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
+from model.eim_protocol import ModelInfo
+
 LABELS: tuple[str, ...] = ("Benign", "Early", "Pre", "Pro")
 """Class label order of the model output."""
 
 INPUT_SIZE = 96
-"""Side of the square network input in pixels."""
+"""Default side of the square input when none is given (the Edge Impulse device's size).
+
+A trained model carries its own size in its ONNX metadata (``input_size``); everything
+that feeds a model reads it from there (:func:`model_input_size`)."""
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "model" / "all_cnn96.onnx"
@@ -78,26 +85,33 @@ def load_split(data_dir: str | Path, split: str) -> list[tuple[Path, str]]:
     return rows
 
 
-def preprocess_uint8(path: str | Path) -> npt.NDArray[np.uint8]:
-    """Read an image and squash-resize it to 96x96 RGB, as uint8 HWC.
+def preprocess_uint8(
+    path: str | Path, width: int = INPUT_SIZE, height: int | None = None
+) -> npt.NDArray[np.uint8]:
+    """Read an image and squash-resize it to ``width`` x ``height`` RGB, as uint8 HWC.
 
-    This is the production path up to (not including) the float conversion.
+    ``height`` defaults to ``width``. This is the production path up to (not including)
+    the float conversion.
     """
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise OSError(f"cannot read image {path}")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    small = cv2.resize(rgb, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
+    size = (width, width if height is None else height)
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(small, dtype=np.uint8)
 
 
-def preprocess(path: str | Path) -> npt.NDArray[np.float32]:
-    """Return the network input for one image: float32 (96, 96, 3), RGB, HWC, 0..1.
+def preprocess(
+    path: str | Path, width: int = INPUT_SIZE, height: int | None = None
+) -> npt.NDArray[np.float32]:
+    """Return the network input for one image: float32 (height, width, 3), RGB, HWC, 0..1.
 
-    Exactly: ``cv2.imread`` (BGR) -> ``cvtColor`` BGR2RGB -> ``resize`` to 96x96 with
-    ``INTER_AREA`` (Edge Impulse "squash") -> ``astype(float32) / 255.0``.
+    Exactly: ``cv2.imread`` (BGR) -> ``cvtColor`` BGR2RGB -> ``resize`` to width x height
+    with ``INTER_AREA`` (Edge Impulse "squash") -> ``astype(float32) / 255.0``. The worker
+    computes the same pixels from the size the server reports in ``hello``.
     """
-    small = preprocess_uint8(path)
+    small = preprocess_uint8(path, width, height)
     return small.astype(np.float32) / 255.0
 
 
@@ -111,6 +125,28 @@ def make_session(model_path: str | Path, threads: int = 1) -> ort.InferenceSessi
     return ort.InferenceSession(
         str(model_path), sess_options=opts, providers=["CPUExecutionProvider"]
     )
+
+
+def model_input_size(sess: ort.InferenceSession) -> tuple[int, int]:
+    """Return the ``(width, height)`` a model takes, as the ``.eim`` server reports it.
+
+    Read from the ONNX metadata ``input_size`` exactly as :mod:`model.eim_server` reads it
+    for ``hello`` (so evaluation resizes to the size the worker resizes to); a model without
+    that metadata falls back to the static H and W of its NHWC input.
+
+    Raises:
+        ValueError: if neither the metadata nor the input shape gives a size.
+    """
+    meta: dict[str, str] = sess.get_modelmeta().custom_metadata_map
+    if "input_size" in meta:
+        info = ModelInfo.from_metadata(
+            {"labels": json.dumps(list(LABELS)), "project_name": "", "deploy_version": "0", **meta}
+        )
+        return info.width, info.height
+    shape = sess.get_inputs()[0].shape
+    if len(shape) == 4 and isinstance(shape[1], int) and isinstance(shape[2], int):
+        return int(shape[2]), int(shape[1])
+    raise ValueError(f"model declares no input size (metadata or static input shape {shape})")
 
 
 def confusion_matrix(
@@ -161,16 +197,18 @@ def evaluate(
     over the split are reported, after ``warmup`` untimed runs. As a same-run baseline for
     a noisy machine, the median time of :func:`preprocess` (JPEG decode, colour conversion,
     resize; call ``cv2.setNumThreads(1)`` first for a one-core figure) is reported too, with
-    the ratio network / preprocessing.
+    the ratio network / preprocessing. Images are resized to the model's own input size
+    (:func:`model_input_size`).
     """
     items = load_split(data_dir, split)
     sess = make_session(model_path, threads=threads)
     input_name = sess.get_inputs()[0].name
+    width, height = model_input_size(sess)
     inputs: list[npt.NDArray[np.float32]] = []
     pre_ms: list[float] = []
     for path, _ in items:
         t0 = time.perf_counter()
-        inputs.append(preprocess(path)[None, ...])
+        inputs.append(preprocess(path, width, height)[None, ...])
         pre_ms.append((time.perf_counter() - t0) * 1000.0)
     for k in range(min(warmup, len(inputs))):
         sess.run(None, {input_name: inputs[k]})
@@ -201,6 +239,7 @@ def evaluate(
         {
             "model": str(model_path),
             "split": split,
+            "input_size": [width, height],
             "latency_ms_median": float(np.median(times_ms)),
             "latency_ms_p90": float(np.percentile(times_ms, 90)),
             "latency_threads": threads,
@@ -215,7 +254,8 @@ def evaluate(
 def format_report(result: dict[str, Any]) -> str:
     """Render a metrics dict from :func:`evaluate` as a human-readable text report."""
     lines = [
-        f"model {result['model']}  split {result['split']}  n={result['n']}",
+        f"model {result['model']}  split {result['split']}  n={result['n']}"
+        + ("  input {}x{}".format(*result["input_size"]) if "input_size" in result else ""),
         f"accuracy {result['accuracy'] * 100:.2f}% ({result['correct']}/{result['n']})",
         f"{'class':<8} {'support':>7} {'precision':>9} {'recall':>7}",
     ]

@@ -9,13 +9,15 @@ exported as ONE ONNX graph (``model/all_cnn96.onnx``). Options kept for experime
 ``--members K`` exports the averaged softmax of K networks (about K times the latency),
 ``--distill`` trains one more network on the K networks' mean softmax and exports only it,
 ``--tta`` averages the 8 dihedral views inside the graph (8 times the latency). The graph
-takes the production features unchanged: float32 ``[N, 96, 96, 3]`` RGB HWC in 0..1 named
-``image``, and returns ``probs`` ``[N, 4]`` in the order Benign, Early, Pre, Pro.
+takes the production features unchanged: float32 ``[N, S, S, 3]`` RGB HWC in 0..1 named
+``image`` (``S`` = ``--size``, recorded as the ONNX metadata ``input_size`` that the
+``.eim`` server reports in ``hello`` and the worker resizes to), and returns ``probs``
+``[N, 4]`` in the order Benign, Early, Pre, Pro.
 
 Run from the repository root (needs the ``train`` extra: torch and onnx)::
 
     .venv/bin/python -m model.train [--data ../shared/data/all] [--out model/all_cnn96.onnx]
-                                    [--epochs 40] [--seed 0]
+                                    [--size S] [--arch SPEC] [--epochs 40] [--seed 0]
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Config:
     epochs: int = 40
     seed: int = 0
     members: int = 1
+    size: int = INPUT_SIZE
     arch: str = "s16,c32,p,c48,p,c64,p,c96"
     class_balance: float = 0.0
     batch_size: int = 64
@@ -76,16 +79,21 @@ class Config:
     label_smoothing: float = 0.05
     warmup_epochs: int = 1
     jitter: float = 0.06
-    shift: int = 6
+    shift: int = -1  # pixels; -1 = size // 16 (6 px at 96x96)
     threads: int = 2
     tta: bool = False
     distill: bool = False
     distill_alpha: float = 0.7
 
+    @property
+    def shift_px(self) -> int:
+        """The random-shift range in pixels: ``shift``, or ``size // 16`` when -1."""
+        return self.size // 16 if self.shift < 0 else self.shift
+
 
 @dataclass
 class Arrays:
-    """Preprocessed uint8 images (N, 96, 96, 3) and integer labels of one split."""
+    """Preprocessed uint8 images (N, S, S, 3) and integer labels of one split."""
 
     x: npt.NDArray[np.uint8]
     y: npt.NDArray[np.int64]
@@ -110,15 +118,15 @@ def resolve_data_dir(data: str | None) -> Path:
     return (REPO_ROOT / path).resolve()
 
 
-def load_arrays(data_dir: Path) -> dict[str, Arrays]:
-    """Load every split through the production preprocessing, cached as uint8.
+def load_arrays(data_dir: Path, size: int = INPUT_SIZE) -> dict[str, Arrays]:
+    """Load every split through the production preprocessing at ``size``, cached as uint8.
 
-    The cache lives under ``model/.train-cache/`` (git-ignored), keyed by the hash of
-    ``split.csv`` and the preprocessing version. ``uint8 / 255.0`` in float32 equals the
-    production ``astype(float32) / 255.0`` exactly, so the cache loses nothing.
+    The cache lives under ``model/.train-cache/`` (git-ignored), keyed by the input size,
+    the hash of ``split.csv`` and the preprocessing version. ``uint8 / 255.0`` in float32
+    equals the production ``astype(float32) / 255.0`` exactly, so the cache loses nothing.
     """
     digest = hashlib.sha256((data_dir / "split.csv").read_bytes()).hexdigest()[:16]
-    cache = CACHE_DIR / f"all{INPUT_SIZE}_v1_{digest}.npz"
+    cache = CACHE_DIR / f"all{size}_v1_{digest}.npz"
     if cache.is_file():
         with np.load(cache) as npz:
             return {
@@ -128,7 +136,7 @@ def load_arrays(data_dir: Path) -> dict[str, Arrays]:
     out: dict[str, Arrays] = {}
     for split in SPLITS:
         items = load_split(data_dir, split)
-        x = np.stack([preprocess_uint8(p) for p, _ in items])
+        x = np.stack([preprocess_uint8(p, size) for p, _ in items])
         y = np.array([LABELS.index(lab) for _, lab in items], dtype=np.int64)
         out[split] = Arrays(x=x, y=y)
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -155,11 +163,11 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
     """Randomly transform an NHWC float batch in 0..1 for training.
 
     A random dihedral transform (smears have no orientation), a random integer shift of up
-    to ``cfg.shift`` pixels with reflection padding (no resampling, so no blur that the
+    to ``cfg.shift_px`` pixels with reflection padding (no resampling, so no blur that the
     production input never has) and a small colour jitter of strength ``cfg.jitter``
     (per-channel gain, brightness, offset).
     """
-    n = x.shape[0]
+    n, height, width = x.shape[0], x.shape[1], x.shape[2]
     # 8 dihedral views: optional transpose of H/W, then optional flips of each axis.
     codes = torch.randint(0, 8, (n,), generator=gen)
     x = x.clone()
@@ -172,7 +180,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
     w_mask = (codes & 4).bool()
     if bool(w_mask.any()):
         x[w_mask] = x[w_mask].flip(2)
-    pad = cfg.shift
+    pad = cfg.shift_px
     if pad > 0:
         nchw = F.pad(x.permute(0, 3, 1, 2), (pad, pad, pad, pad), mode="reflect")
         offs = torch.randint(0, 2 * pad + 1, (n, 2), generator=gen)
@@ -180,8 +188,8 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
             nchw[
                 i,
                 :,
-                int(offs[i, 0]) : int(offs[i, 0]) + INPUT_SIZE,
-                int(offs[i, 1]) : int(offs[i, 1]) + INPUT_SIZE,
+                int(offs[i, 0]) : int(offs[i, 0]) + height,
+                int(offs[i, 1]) : int(offs[i, 1]) + width,
             ]
             for i in range(n)
         ]
@@ -247,6 +255,21 @@ class TinyCNN(nn.Module):
         return self.head(x)
 
 
+def arch_macs(arch: str, size: int) -> int:
+    """Multiply-adds per image of ``TinyCNN(arch)`` on a ``size`` x ``size`` input."""
+    side, cin, total = size, 3, 0
+    for tok in arch.split(","):
+        if tok == "p":
+            side //= 2
+        else:
+            cout = int(tok[1:])
+            if tok[0] == "s":
+                side = (side + 1) // 2
+            total += side * side * cout * cin * 9
+            cin = cout
+    return total + cin * len(LABELS)
+
+
 def dihedral_views(x: torch.Tensor) -> list[torch.Tensor]:
     """The 8 dihedral transforms (rotations by 90 degrees and mirrors) of an NCHW batch."""
     t = x.transpose(2, 3)
@@ -266,7 +289,7 @@ class ExportModel(nn.Module):
         self.tta = tta
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """``probs`` ``[N, 4]`` for ``image`` ``[N, 96, 96, 3]``."""
+        """``probs`` ``[N, 4]`` for ``image`` ``[N, S, S, 3]``."""
         x = image.permute(0, 3, 1, 2)
         views = dihedral_views(x) if self.tta else [x]
         batch = torch.cat(views, dim=0)
@@ -410,10 +433,16 @@ def train_member(
     }
 
 
-def export_onnx(model: nn.Module, out: Path, extra_meta: dict[str, str]) -> None:
-    """Export ``model`` to ``out`` with the production contract and metadata."""
+def export_onnx(
+    model: nn.Module, out: Path, extra_meta: dict[str, str], size: int = INPUT_SIZE
+) -> None:
+    """Export ``model`` to ``out`` with the production contract and metadata.
+
+    The input is ``[N, size, size, 3]``, and ``size`` is written as the ``input_size``
+    metadata that the ``.eim`` server reports in ``hello`` (and ``model.evaluate`` reads).
+    """
     model.eval()
-    dummy = torch.zeros(1, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.float32)
+    dummy = torch.zeros(1, size, size, 3, dtype=torch.float32)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with warnings.catch_warnings():
@@ -435,7 +464,7 @@ def export_onnx(model: nn.Module, out: Path, extra_meta: dict[str, str]) -> None
         "labels": json.dumps(list(LABELS)),
         "project_name": PROJECT_NAME,
         "deploy_version": DEPLOY_VERSION,
-        "input_size": str(INPUT_SIZE),
+        "input_size": str(size),
         **extra_meta,
     }
     del proto.metadata_props[:]
@@ -455,16 +484,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train and export the allscreen ALL model.")
     p.add_argument("--data", default=None, help="data dir (default ../shared/data/all)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "model" / "all_cnn96.onnx")
+    p.add_argument("--size", type=int, default=d.size, help="square input side in pixels")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument(
         "--members", type=int, default=d.members, help="ensemble size (teachers with --distill)"
     )
     p.add_argument("--arch", default=d.arch, help="layer spec, see TinyCNN")
+    p.add_argument(
+        "--shift", type=int, default=d.shift, help="max random shift in px (-1: size // 16)"
+    )
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     p.add_argument("--tta", action="store_true", help="average the 8 dihedral views in graph")
     p.add_argument(
         "--distill", action="store_true", help="distil the members into one exported network"
+    )
+    p.add_argument(
+        "--report",
+        default="val,test",
+        help="splits to evaluate the exported model on (comma-separated; '' for none)",
     )
     return p.parse_args(argv)
 
@@ -476,7 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=args.epochs,
         seed=args.seed,
         members=args.members,
+        size=args.size,
         arch=args.arch,
+        shift=args.shift,
         threads=args.threads,
         tta=args.tta,
         distill=args.distill,
@@ -486,7 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed_everything(cfg.seed)
     data_dir = resolve_data_dir(args.data)
     print(f"data {data_dir}  config {cfg}", flush=True)
-    data = load_arrays(data_dir)
+    macs = arch_macs(cfg.arch, cfg.size) * cfg.members * (8 if cfg.tta else 1)
+    print(f"input {cfg.size}x{cfg.size}, {macs / 1e6:.1f} M multiply-adds per image", flush=True)
+    data = load_arrays(data_dir, cfg.size)
     for split, arr in data.items():
         counts = np.bincount(arr.y, minlength=len(LABELS)).tolist()
         print(f"  {split}: {len(arr.y)} images {dict(zip(LABELS, counts, strict=True))}")
@@ -510,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model,
         args.out,
         {"train_config": json.dumps(cfg.__dict__), "train_seconds": f"{train_seconds:.0f}"},
+        size=cfg.size,
     )
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 1024:.1f} KiB) after {train_seconds:.1f}s training")
@@ -520,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     got = np.asarray(sess.run(None, {"image": data["val"].x[:16].astype(np.float32) / 255.0})[0])
     print(f"onnx vs torch max abs diff on 16 val images: {float(np.abs(got - ref).max()):.2e}")
     cv2.setNumThreads(1)
-    for split in ("val", "test"):
+    for split in [s for s in args.report.split(",") if s]:
         print(format_report(evaluate(args.out, data_dir, split)), flush=True)
     print(f"total wall time {time.perf_counter() - t_start:.1f}s")
     return 0

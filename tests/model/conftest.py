@@ -32,6 +32,24 @@ SERVER_ENV = (
 EXIT_TIMEOUT_S = 10.0  #: a server gets this long to exit after its cue
 
 
+def model_side(path: Path = ONNX_PATH, default: int = 96) -> int:
+    """The square input side the model under test declares (ONNX metadata ``input_size``).
+
+    This is what the server reports in ``hello``; ``default`` when the file is absent (the
+    tests that need the model then skip).
+    """
+    if not path.is_file():
+        return default
+    import onnxruntime as ort
+
+    from model.eim_protocol import ModelInfo
+
+    meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    info = ModelInfo.from_metadata(meta.get_modelmeta().custom_metadata_map)
+    assert info.width == info.height, "the tests assume a square input"
+    return info.width
+
+
 @dataclass
 class Started:
     """One SDK runner and the server process behind it."""

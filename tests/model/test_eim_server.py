@@ -32,16 +32,24 @@ from model.eim_protocol import (
     error_reply,
     unpack_rgb,
 )
-from tests.model.conftest import DATA_DIR, EIM_PATH, EXIT_TIMEOUT_S, Started, stop_runner
+from tests.model.conftest import (
+    DATA_DIR,
+    EIM_PATH,
+    EXIT_TIMEOUT_S,
+    Started,
+    model_side,
+    stop_runner,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
 LABELS = ["Benign", "Early", "Pre", "Pro"]
-SIDE = 96
+SIDE = model_side()  #: the model's input side, from its metadata (96 if it is absent)
+N_FEATURES = SIDE * SIDE
 
 
 def packed_features(seed: int = 0) -> list[int]:
-    """A deterministic 96x96 image as the SDK's packed ``R<<16 | G<<8 | B`` features."""
+    """A deterministic SIDE x SIDE image as the SDK's packed ``R<<16 | G<<8 | B`` features."""
     rgb = np.random.default_rng(seed).integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
     features, _ = get_features_from_image_with_studio_mode(rgb, "squash", SIDE, SIDE, False)
     return list(features)
@@ -102,6 +110,16 @@ def test_hello_reports_the_four_labels_from_the_model_metadata(
     assert info["features_shm"]["elements"] == SIDE * SIDE
 
 
+def test_the_evaluation_resizes_to_the_size_the_server_reports(
+    start_runner: Callable[..., Started], onnx_model: Path
+) -> None:
+    from model.evaluate import make_session, model_input_size
+
+    params = start_runner().info["model_parameters"]
+    served = (params["image_input_width"], params["image_input_height"])
+    assert model_input_size(make_session(onnx_model)) == served == (SIDE, SIDE)
+
+
 def test_classify_over_shared_memory_scores_every_label_summing_to_one(
     start_runner: Callable[..., Started],
 ) -> None:
@@ -131,10 +149,10 @@ def test_json_classify_gives_the_same_scores_as_shared_memory(
 @pytest.mark.parametrize(
     ("request_msg", "message"),
     [
-        ({"classify": [1, 2, 3]}, "expected 9216 but got 3"),
+        ({"classify": [1, 2, 3]}, f"expected {N_FEATURES} but got 3"),
         ({"classify": ["x"] * SIDE * SIDE}, "should contain all numbers"),
         ({"classify": [-1] * SIDE * SIDE}, "packed RGB pixels"),
-        ({"classify_shm": {"elements": 7}}, "expected 9216, but got 7"),
+        ({"classify_shm": {"elements": 7}}, f"expected {N_FEATURES}, but got 7"),
         ({"frobnicate": 1}, "unknown request"),
     ],
 )
@@ -170,8 +188,8 @@ def test_an_oversize_request_is_refused_and_the_server_keeps_serving(
     monkeypatch.setenv("ALLSCREEN_EIM_MAX_REQUEST_BYTES", "4096")
     runner = start_runner(image=False, allow_shm=False).runner
     with pytest.raises(Exception, match="too large"):
-        runner.classify(packed_features())  # ~90 kB of JSON
-    with pytest.raises(Exception, match="expected 9216 but got 3"):
+        runner.classify(packed_features())  # ~10 bytes of JSON per pixel
+    with pytest.raises(Exception, match=f"expected {N_FEATURES} but got 3"):
         runner.classify([1, 2, 3])  # still in step: the reply carries this request's id
     assert (
         "classification" in runner.send_msg({"classify_shm": {"elements": SIDE * SIDE}})["result"]
