@@ -19,7 +19,9 @@ from tests.support.images import DATA, archive_of
 IN_CI = bool(os.environ.get("CI"))
 REDIS_URL = os.environ.get("ALLSCREEN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_URL = os.environ.get("ALLSCREEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-TEST_REDIS_DB = 13  #: the Redis database the tests own and flush
+#: The Redis database the tests own and flush. Two suites on one Redis at once need two
+#: databases: ALLSCREEN_TEST_REDIS_DB=12 for the second.
+TEST_REDIS_DB = int(os.environ.get("ALLSCREEN_TEST_REDIS_DB", "13"))
 
 
 def need(reason: str) -> None:
