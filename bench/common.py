@@ -14,6 +14,8 @@ from pathlib import Path
 
 from allscreen.defaults import REPO_ROOT
 from allscreen.settings import Settings, settings_env
+from worker.runner import GuardedImageRunner
+from worker.session import ModelSession
 
 DATA = REPO_ROOT.parent / "shared" / "data" / "all"
 MODEL = REPO_ROOT / "model" / "allscreen-all.eim"
@@ -25,6 +27,15 @@ def images(limit: int | None = None) -> list[Path]:
         sys.exit(f"benchmarks need the ALL image set at {DATA}")
     files = sorted(DATA.glob("*/*.jpg"))
     return files[:limit] if limit else files
+
+
+def model_session() -> ModelSession:
+    """A session on the reference `.eim`, as a worker holds one (one attempt per image)."""
+    return ModelSession(
+        MODEL,
+        factory=lambda: GuardedImageRunner(str(MODEL), start_timeout=30, timeout=30),
+        attempts=1,
+    )
 
 
 def median(xs: Sequence[float]) -> float:
@@ -124,19 +135,16 @@ def cpu_seconds() -> dict[int, tuple[str, float]]:
         except OSError:
             continue
         pid = int(entry)
-        role = (
-            "producer"
-            if pid == os.getpid()
-            else "model"
-            if "eim" in cmd
-            else "worker"
-            if "allscreen worker" in cmd
-            else "redis"
-            if "redis-server" in cmd
-            else "other"
-        )
+        role = "producer" if pid == os.getpid() else _role(cmd)
         out[pid] = (role, (int(stat[11]) + int(stat[12])) / hz)
     return out
+
+
+_ROLES = (("eim", "model"), ("allscreen worker", "worker"), ("redis-server", "redis"))
+
+
+def _role(cmd: str) -> str:
+    return next((role for mark, role in _ROLES if mark in cmd), "other")
 
 
 def cpu_by_role(

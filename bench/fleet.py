@@ -23,12 +23,10 @@ from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.process import stop_group
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, MODEL, images, machine, median, replicate, start_worker
+from bench.common import DATA, images, machine, median, model_session, replicate, start_worker
 from producer.queries import device_stats
 from producer.submit import submit, watch
 from worker.decode import decode_image
-from worker.runner import GuardedImageRunner
-from worker.session import ModelSession
 
 
 def fleet_run(
@@ -83,11 +81,7 @@ def device_alone(delay_ms: float, count: int = 300) -> float:
     worker could reach; the fleet's ratio to it is what the orchestration costs."""
     os.environ["ALLSCREEN_EIM_DELAY_MS"] = str(delay_ms)
     try:
-        session = ModelSession(
-            MODEL,
-            factory=lambda: GuardedImageRunner(str(MODEL), start_timeout=30, timeout=30),
-            attempts=1,
-        )
+        session = model_session()
         feats = [
             session.features(decode_image(p.read_bytes(), max_bytes=1 << 25, max_pixels=1 << 25))
             for p in images(count)

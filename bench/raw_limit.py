@@ -11,19 +11,13 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-from bench.common import MODEL, images, machine, median
+from bench.common import images, machine, median, model_session
 from worker.decode import decode_image
-from worker.runner import GuardedImageRunner
-from worker.session import ModelSession
 
 
 def _loop(paths: list[Path], start: mp.synchronize.Barrier, out: mp.Queue[float]) -> None:
     datas = [p.read_bytes() for p in paths]
-    session = ModelSession(
-        MODEL,
-        factory=lambda: GuardedImageRunner(str(MODEL), start_timeout=30, timeout=30),
-        attempts=1,
-    )
+    session = model_session()
     _ = session.info  # start the model before the clock starts
     start.wait()
     for data in datas:

@@ -20,13 +20,11 @@ from allscreen.db import ensure_schema, make_engine
 from allscreen.messages import Batch, ImageItem
 from allscreen.schema import Image
 from allscreen.settings import Settings
-from bench.common import DATA, MODEL, machine
+from bench.common import DATA, machine, model_session
 from producer.archive import scan
 from producer.register import get_or_create_run, register
 from worker.batch import run_batch
 from worker.decode import decode_image
-from worker.runner import GuardedImageRunner
-from worker.session import ModelSession
 
 
 def main() -> None:
@@ -44,11 +42,7 @@ def main() -> None:
         rows = conn.execute(select(Image.id, Image.sha256, Image.location)).all()
     items = [ImageItem(i, sha, data=Path(os.fsdecode(loc)).read_bytes()) for i, sha, loc in rows]
     items = items[: args.images]
-    session = ModelSession(
-        MODEL,
-        factory=lambda: GuardedImageRunner(str(MODEL), start_timeout=30, timeout=30),
-        attempts=1,
-    )
+    session = model_session()
     _ = session.info
     t0 = time.perf_counter()
     for it in items:

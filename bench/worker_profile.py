@@ -12,6 +12,7 @@ import argparse
 import collections
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
     ap.add_argument("--copies", type=int, default=3, help="copies of the image set (run length)")
     args = ap.parse_args()
-    spy = shutil.which("py-spy") or str(Path(pipeline.__file__).parents[1] / ".venv/bin/py-spy")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(tempfile.mkdtemp()) / "profile.txt"
     recorders: list[threading.Thread] = []
 
