@@ -31,7 +31,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,10 @@ class Config:
     tta: bool = False
     distill: bool = False
     distill_alpha: float = 0.7
+    norm: str = "dataset"  # "dataset": fixed train mean/std; "image": per-image, per-channel
+    saturation: float = 0.0  # random saturation scale 1 +- saturation (0 = off)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off)
+    mixup: float = 0.0  # Beta(a, a) mixup of image pairs and their labels (0 = off)
 
     @property
     def shift_px(self) -> int:
@@ -200,6 +204,10 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
         bright = 1.0 + j * (2 * torch.rand((n, 1, 1, 1), generator=gen) - 1)
         offset = 0.5 * j * (2 * torch.rand((n, 1, 1, 1), generator=gen) - 1)
         x = (x * gain * bright + offset).clamp(0.0, 1.0)
+    if cfg.saturation > 0:
+        grey = x.mean(dim=3, keepdim=True)
+        sat = 1.0 + cfg.saturation * (2 * torch.rand((n, 1, 1, 1), generator=gen) - 1)
+        x = (grey + sat * (x - grey)).clamp(0.0, 1.0)
     return x.contiguous()
 
 
@@ -222,15 +230,23 @@ class TinyCNN(nn.Module):
 
     ``arch`` is a comma-separated layer spec: ``sN`` a stride-2 3x3 conv/BN/ReLU to N
     channels, ``cN`` a stride-1 one, ``p`` a 2x2 max-pool. Global average pool, dropout and
-    a linear classifier follow.
+    a linear classifier follow. ``norm="dataset"`` standardises the input with the fixed
+    per-channel ``mean``/``std`` of the training set; ``norm="image"`` standardises every
+    image by its own per-channel mean and standard deviation (a stain/colour normalisation
+    that removes each image's colour cast and contrast).
     """
 
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, arch: str, mean: Sequence[float], std: Sequence[float]) -> None:
+    def __init__(
+        self, arch: str, mean: Sequence[float], std: Sequence[float], norm: str = "dataset"
+    ) -> None:
         """Build the network; ``mean``/``std`` are per-channel input statistics."""
         super().__init__()
+        if norm not in ("dataset", "image"):
+            raise ValueError(f"bad norm {norm!r}")
+        self.norm = norm
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         layers: list[nn.Module] = []
@@ -249,7 +265,12 @@ class TinyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, 4]`` for an NCHW batch in 0..1."""
-        x = (x - self.mean) / self.std
+        if self.norm == "image":
+            mu = x.mean(dim=(2, 3), keepdim=True)
+            sd = (x - mu).pow(2).mean(dim=(2, 3), keepdim=True).add(1e-4).sqrt()
+            x = (x - mu) / sd
+        else:
+            x = (x - self.mean) / self.std
         x = self.features(x)
         x = x.mean(dim=(2, 3))
         return self.head(x)
@@ -349,22 +370,32 @@ def train_member(
     mean: Sequence[float],
     std: Sequence[float],
     teachers: Sequence[nn.Module] = (),
+    select: bool = True,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train one network; return it at its best validation epoch, plus a log.
 
     With ``teachers``, the loss is ``(1 - a) * CE(label) + a * CE(teacher probs)`` with
     ``a = cfg.distill_alpha``: knowledge distillation from the teachers' mean softmax,
-    computed on the same augmented batch the student sees.
+    computed on the same augmented batch the student sees. With ``cfg.ema`` the returned
+    (and validated) weights are the exponential moving average of the trained ones; with
+    ``cfg.mixup`` every batch is mixed with a shuffled copy of itself. With
+    ``select=False`` no split is looked at during training and the last epoch is returned
+    (``data["val"]`` is not needed): the cross-validation protocol of :mod:`model.cv`.
     """
     for t in teachers:
         t.eval()
     torch.manual_seed(member_seed)
     gen = torch.Generator().manual_seed(member_seed)
-    net = TinyCNN(cfg.arch, mean, std)
+    net = TinyCNN(cfg.arch, mean, std, norm=cfg.norm)
+    ema_net: TinyCNN | None = None
+    if cfg.ema > 0:
+        ema_net = TinyCNN(cfg.arch, mean, std, norm=cfg.norm)
+        ema_net.load_state_dict(net.state_dict())
+        ema_net.requires_grad_(False)
     x_train = to_tensor(data["train"].x)
     y_train = torch.from_numpy(data["train"].y)
-    x_val = to_tensor(data["val"].x)
-    y_val = torch.from_numpy(data["val"].y)
+    x_val = to_tensor(data["val"].x) if select else None
+    y_val = torch.from_numpy(data["val"].y) if select else None
     # Class weights (n_c)^-class_balance, normalised to mean 1 over the training images.
     counts = torch.bincount(y_train, minlength=len(LABELS)).double()
     weights = counts.pow(-cfg.class_balance)
@@ -373,6 +404,7 @@ def train_member(
     steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
     total = cfg.epochs * steps_per_epoch
     warmup = cfg.warmup_epochs * steps_per_epoch
+    mix_rng = np.random.default_rng(member_seed) if cfg.mixup > 0 else None
     step = 0
     best: tuple[float, float] = (-1.0, float("inf"))
     best_state: dict[str, torch.Tensor] = {}
@@ -388,8 +420,20 @@ def train_member(
             yb = y_train[idx]
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr)
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb, weight=weights, label_smoothing=cfg.label_smoothing)
+            if mix_rng is not None:
+                # Mixup: lam from Beta(a, a) (seeded), the larger weight on the batch's labels.
+                lam = float(mix_rng.beta(cfg.mixup, cfg.mixup))
+                lam = max(lam, 1.0 - lam)
+                pair = torch.randperm(len(idx), generator=gen)
+                xb = lam * xb + (1.0 - lam) * xb[pair]
+                logits = net(xb)
+                ce = partial_ce(logits, weights, cfg.label_smoothing)
+                loss = lam * ce(yb) + (1.0 - lam) * ce(yb[pair])
+            else:
+                logits = net(xb)
+                loss = F.cross_entropy(
+                    logits, yb, weight=weights, label_smoothing=cfg.label_smoothing
+                )
             if teachers:
                 soft = teacher_probs(teachers, xb)
                 kd = -(soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
@@ -397,10 +441,27 @@ def train_member(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema_net is not None:
+                update_ema(ema_net, net, cfg.ema)
             running += float(loss.detach()) * len(idx)
             step += 1
+        judged = ema_net if ema_net is not None else net
+        if x_val is None or y_val is None:
+            history.append(
+                {
+                    "epoch": epoch + 1,
+                    "train_loss": running / len(y_train),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+            print(
+                f"  seed {member_seed} epoch {epoch + 1:>3}/{cfg.epochs} "
+                f"loss {running / len(y_train):.4f} ({time.perf_counter() - t0:.1f}s)",
+                flush=True,
+            )
+            continue
         # Select on val without TTA (cheap); ties broken by val loss.
-        probs = predict_probs(net, x_val, tta=False)
+        probs = predict_probs(judged, x_val, tta=False)
         val_acc = float((probs.argmax(1) == y_val).float().mean())
         val_nll = float(F.nll_loss(probs.clamp_min(1e-8).log(), y_val))
         history.append(
@@ -421,16 +482,43 @@ def train_member(
         # Only consider the second half of the schedule, where the LR has decayed.
         if epoch + 1 >= cfg.epochs // 2 and (val_acc, -val_nll) >= (best[0], -best[1]):
             best = (val_acc, val_nll)
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
+    result = ema_net if ema_net is not None else net
     if best_state:
-        net.load_state_dict(best_state)
-    net.eval()
-    return net, {
+        result.load_state_dict(best_state)
+    result.eval()
+    return result, {
         "seed": member_seed,
         "best_val_acc": best[0],
         "best_val_nll": best[1],
         "history": history,
     }
+
+
+def partial_ce(
+    logits: torch.Tensor, weights: torch.Tensor, smoothing: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Cross-entropy of ``logits`` against a label tensor, as a function of the labels."""
+
+    def ce(target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, target, weight=weights, label_smoothing=smoothing)
+
+    return ce
+
+
+def update_ema(ema_net: nn.Module, net: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * net`` for parameters and float buffers.
+
+    Integer buffers (batch-norm step counters) are copied.
+    """
+    with torch.no_grad():
+        for e, p in zip(ema_net.parameters(), net.parameters(), strict=True):
+            e.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for eb, b in zip(ema_net.buffers(), net.buffers(), strict=True):
+            if eb.is_floating_point():
+                eb.mul_(decay).add_(b, alpha=1.0 - decay)
+            else:
+                eb.copy_(b)
 
 
 def export_onnx(
@@ -495,6 +583,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--shift", type=int, default=d.shift, help="max random shift in px (-1: size // 16)"
     )
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
+    p.add_argument(
+        "--norm",
+        default=d.norm,
+        choices=["dataset", "image"],
+        help="input standardisation: fixed train statistics, or each image's own",
+    )
+    p.add_argument("--jitter", type=float, default=d.jitter, help="colour jitter strength")
+    p.add_argument(
+        "--saturation", type=float, default=d.saturation, help="saturation jitter (0 = off)"
+    )
+    p.add_argument("--ema", type=float, default=d.ema, help="weight EMA decay (0 = off)")
+    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta alpha (0 = off)")
     p.add_argument("--tta", action="store_true", help="average the 8 dihedral views in graph")
     p.add_argument(
         "--distill", action="store_true", help="distil the members into one exported network"
@@ -520,6 +620,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         tta=args.tta,
         distill=args.distill,
+        norm=args.norm,
+        jitter=args.jitter,
+        saturation=args.saturation,
+        ema=args.ema,
+        mixup=args.mixup,
     )
     t_start = time.perf_counter()
     torch.set_num_threads(cfg.threads)
