@@ -11,7 +11,9 @@ SDK would wait forever for a socket that never appears).
 
 Options (command line, else environment): ``--onnx`` / ``ALLSCREEN_EIM_ONNX`` (default
 ``all_cnn96.onnx`` next to this file), ``--delay-ms`` / ``ALLSCREEN_EIM_DELAY_MS`` (sleep
-added to every inference, to emulate a slower device), ``--accept-timeout-s`` /
+added to every inference, to emulate a slower device), ``--latency-ms`` /
+``ALLSCREEN_EIM_LATENCY_MS`` (every inference takes at least this long, the network's own time
+included: a device whose model takes that long), ``--accept-timeout-s`` /
 ``ALLSCREEN_EIM_ACCEPT_TIMEOUT_S`` and ``--max-request-bytes`` /
 ``ALLSCREEN_EIM_MAX_REQUEST_BYTES``. ``--print-info`` prints the ``hello`` reply and exits.
 """
@@ -71,6 +73,7 @@ class ServerConfig:
     socket_path: str
     onnx_path: Path = DEFAULT_ONNX
     delay_ms: float = 0.0
+    latency_ms: float = 0.0
     accept_timeout_s: float = DEFAULT_ACCEPT_TIMEOUT_S
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     print_info: bool = False
@@ -78,6 +81,7 @@ class ServerConfig:
 
 _NUMERIC_OPTIONS = (  # (option, variable, type, default, smallest allowed)
     ("delay_ms", "ALLSCREEN_EIM_DELAY_MS", float, 0.0, 0.0),
+    ("latency_ms", "ALLSCREEN_EIM_LATENCY_MS", float, 0.0, 0.0),
     ("accept_timeout_s", "ALLSCREEN_EIM_ACCEPT_TIMEOUT_S", float, DEFAULT_ACCEPT_TIMEOUT_S, 0.001),
     ("max_request_bytes", "ALLSCREEN_EIM_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES, 2),
 )
@@ -94,6 +98,9 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Serve
     parser.add_argument("socket_path", nargs="?", help="Unix socket to create and serve")
     parser.add_argument("--onnx", help="model file (ALLSCREEN_EIM_ONNX)")
     parser.add_argument("--delay-ms", help="ms added per inference (ALLSCREEN_EIM_DELAY_MS)")
+    parser.add_argument(
+        "--latency-ms", help="least ms per inference, compute included (ALLSCREEN_EIM_LATENCY_MS)"
+    )
     parser.add_argument("--accept-timeout-s", help="(ALLSCREEN_EIM_ACCEPT_TIMEOUT_S)")
     parser.add_argument("--max-request-bytes", help="(ALLSCREEN_EIM_MAX_REQUEST_BYTES)")
     parser.add_argument("--print-info", action="store_true", help="print the hello reply")
@@ -127,7 +134,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Serve
 class OnnxClassifier:
     """An onnxruntime session on one core, described by its ONNX metadata."""
 
-    def __init__(self, path: Path, *, delay_ms: float = 0.0) -> None:
+    def __init__(self, path: Path, *, delay_ms: float = 0.0, latency_ms: float = 0.0) -> None:
         """Load ``path`` and run one warm-up inference.
 
         Raises:
@@ -144,6 +151,7 @@ class OnnxClassifier:
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map)
         self._delay_s = delay_ms / 1000.0
+        self._latency_s = latency_ms / 1000.0
         inp = self._session.get_inputs()[0]
         want = [self.info.height, self.info.width, 3]
         dims = list(inp.shape)[1:]
@@ -156,7 +164,10 @@ class OnnxClassifier:
         self.classify(np.zeros((1, *want), dtype=np.float32))  # warm-up, and checks output
 
     def classify(self, pixels: npt.NDArray[np.float32]) -> tuple[list[float], float]:
-        """Return one score per label and the inference time in ms (delay included).
+        """Return one score per label and the inference time in ms (emulated time included).
+
+        An emulated device first adds ``delay_ms``, then waits until ``latency_ms`` have
+        passed since the inference began.
 
         Raises:
             RequestError: if the model returns the wrong number of scores or non-finite ones.
@@ -165,6 +176,8 @@ class OnnxClassifier:
         (out,) = self._session.run([self._output], {self._input: pixels})
         if self._delay_s > 0:
             time.sleep(self._delay_s)
+        if self._latency_s > 0:
+            time.sleep(max(0.0, t0 + self._latency_s - time.perf_counter()))
         ms = (time.perf_counter() - t0) * 1000.0
         scores = np.asarray(out, dtype=np.float64).reshape(-1)
         if scores.size != len(self.info.labels) or not np.all(np.isfinite(scores)):
@@ -344,7 +357,9 @@ def _unlink(path: str) -> None:
 def load_classifier(config: ServerConfig) -> tuple[OnnxClassifier | None, str]:
     """Load the model; on failure return the reason, which ``hello`` will then report."""
     try:
-        return OnnxClassifier(config.onnx_path, delay_ms=config.delay_ms), ""
+        return OnnxClassifier(
+            config.onnx_path, delay_ms=config.delay_ms, latency_ms=config.latency_ms
+        ), ""
     except Exception as exc:  # any load failure is served as an error, never a hang
         return None, f"model failed to load: {config.onnx_path}: {type(exc).__name__}: {exc}"
 
