@@ -40,3 +40,8 @@ DEFAULT_FLOWER_PORT = 5555  #: Flower's usual port
 DEFAULT_FLOWER_DB = "flower.db"  #: Flower's `--persistent` state file, in the working directory
 DEFAULT_METRICS_PORT = 9808  #: `allscreen metrics`, the Prometheus exporter
 DEFAULT_RATE_WINDOW = 60.0  #: seconds over which `allscreen_images_per_second` is measured
+#: Seconds an image's bytes may wait in Redis for a worker before Redis drops them. Workers
+#: delete them once their results are committed; this only bounds what a purged queue or a
+#: lost message leaves behind. An image whose bytes expired stays pending, and `allscreen
+#: resume` (or `submit --wait`'s stall recovery) sends it again.
+DEFAULT_BLOB_TTL = 7 * 24 * 3600.0

@@ -1,7 +1,9 @@
 """The task contract between producer and worker: task names and the batch message shape.
 
-A batch travels as one JSON object. Image bytes ride base64-encoded under `data`, because the
-devices share no filesystem; with the `path` transport they carry a path on a shared mount.
+A batch travels as one JSON object. Each image carries one of: `blob`, the Redis key its bytes
+wait under (the default `bytes` transport, see `allscreen.blobs`: devices share no
+filesystem); `path`, a path on a shared mount (the `path` transport); or `data`, its bytes
+base64-encoded in the message itself (accepted, for small tools; the producer does not send it).
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ TASK_CLASSIFY = "allscreen.classify_batch"  #: the Celery task name both sides a
 MESSAGE_VERSION = 1  #: bumped when the shape below changes incompatibly
 
 _BATCH_KEYS = {"v", "run_id", "queued_at", "model_sha256", "images"}
-_IMAGE_KEYS = {"id", "sha256", "data", "path"}
+_IMAGE_KEYS = {"id", "sha256", "data", "path", "blob"}
+_SOURCES = ("data", "path", "blob")
 
 
 @dataclass(frozen=True, slots=True)
 class ImageItem:
-    """One image of a batch: its id, its content hash, and its bytes or its shared path."""
+    """One image of a batch: its id, its content hash, and its bytes, its shared path or the
+    Redis key of its bytes."""
 
     id: int
     sha256: str
     data: bytes | None = None
     path: str | None = None
+    blob: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class Batch:
             item: dict[str, Any] = {"id": img.id, "sha256": img.sha256}
             if img.data is not None:
                 item["data"] = base64.b64encode(img.data).decode("ascii")
+            elif img.blob is not None:
+                item["blob"] = img.blob
             else:
                 item["path"] = img.path
             items.append(item)
@@ -97,18 +104,17 @@ def _parse_item(item: object) -> ImageItem:
     unknown = set(item) - _IMAGE_KEYS
     if unknown:
         raise BadMessage(f"image has unknown fields: {sorted(unknown)}")
-    image_id, sha, data, path = (
-        item.get("id"),
-        item.get("sha256"),
-        item.get("data"),
-        item.get("path"),
-    )
+    image_id, sha, data, path, blob = (item.get(k) for k in ("id", "sha256", *_SOURCES))
     if not isinstance(image_id, int) or isinstance(image_id, bool):
         raise BadMessage("image needs an integer id")
     if not isinstance(sha, str) or len(sha) != 64:
         raise BadMessage(f"image {image_id} needs a sha256 hex digest")
-    if (data is None) == (path is None):
-        raise BadMessage(f"image {image_id} needs exactly one of data or path")
+    if sum(v is not None for v in (data, path, blob)) != 1:
+        raise BadMessage(f"image {image_id} needs exactly one of data, path or blob")
+    if blob is not None:
+        if not isinstance(blob, str) or not blob:
+            raise BadMessage(f"image {image_id}: blob must be a Redis key")
+        return ImageItem(image_id, sha, blob=blob)
     if data is not None:
         if not isinstance(data, str):
             raise BadMessage(f"image {image_id}: data must be base64 text")

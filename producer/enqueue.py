@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, exists, select, update
 
+from allscreen.blobs import BlobStore, blob_key
 from allscreen.errors import BrokerUnavailable
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
 from allscreen.schema import Image, Result
@@ -19,7 +20,6 @@ from producer.register import record_failures
 
 _PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
 _POLL_SECONDS = 0.05  #: how often a full window checks for room
-_BASE64_GROWTH = 4 / 3  #: message bytes per image byte
 _UNACKED = "unacked"  #: kombu's Redis hash of messages delivered but not yet acknowledged
 
 
@@ -112,10 +112,21 @@ class Publisher:
             time.sleep(_POLL_SECONDS)
 
     def publish(self, batch: Batch) -> None:
-        """Send one batch; monitors see ids and counts, never the bytes or paths."""
+        """Send one batch; monitors see ids and counts, never the bytes or paths.
+
+        Image bytes go into Redis keys first (`allscreen.blobs`), so a worker never takes a
+        message whose bytes are not there yet; the message names the keys.
+        """
+        q, run = self._settings.queue, batch.run_id
+        blobs = [(blob_key(q, run, i.id), i.data) for i in batch.images if i.data is not None]
+        BlobStore(self._conn.default_channel.client).put(blobs)
+        images = tuple(
+            ImageItem(i.id, i.sha256, blob=blob_key(q, run, i.id)) if i.data is not None else i
+            for i in batch.images
+        )
         self._app.send_task(
             TASK_CLASSIFY,
-            args=[batch.to_message()],
+            args=[replace(batch, images=images).to_message()],
             queue=self._settings.queue,
             producer=self._producer,
             argsrepr=f"({batch.describe()})",
@@ -154,7 +165,7 @@ class Enqueuer:
         self._after = 0  #: highest image id taken into a batch
         self._items: list[ImageItem] = []
         self._size = 0
-        self._budget = settings.max_message_bytes / _BASE64_GROWTH
+        self._budget = settings.max_message_bytes  #: image bytes one batch may hold
         self._failures: list[tuple[str, str]] = []
 
     def pump(self, *, block: bool) -> None:
@@ -226,8 +237,11 @@ def _load(
 ) -> tuple[ImageItem | None, str | None]:
     if nbytes > settings.max_image_bytes:
         return None, f"file is {nbytes} bytes, over the {settings.max_image_bytes}-byte limit"
-    if nbytes * _BASE64_GROWTH > settings.max_message_bytes:
-        return None, f"file is {nbytes} bytes, too large for one message"
+    if nbytes > settings.max_message_bytes:
+        return (
+            None,
+            f"file is {nbytes} bytes, over the {settings.max_message_bytes}-byte batch limit",
+        )
     if settings.transport == "path":
         return ImageItem(image_id, sha, path=location.decode("utf-8", "surrogateescape")), None
     try:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from sqlalchemy import Engine
 
+from allscreen.blobs import BlobStore
 from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch
 from allscreen.messages import Batch, ImageItem
 from allscreen.refusals import record_refusal
@@ -35,6 +36,7 @@ class BatchOutcome:
     done: int
     failed: int
     skipped: int
+    missing: int = 0  #: bytes gone from Redis: left pending for `resume`, no row written
 
 
 def _now() -> datetime:
@@ -59,8 +61,12 @@ def run_batch(
     device: str,
     settings: Settings,
     reader: Callable[[str, int], bytes] = read_shared_path,
+    blobs: BlobStore | None = None,
 ) -> BatchOutcome:
     """Classify every image of `batch` that has no result yet, then upsert all rows at once.
+
+    Images whose bytes wait in Redis (`blob`) are fetched from `blobs` in one round trip,
+    only for the images still to do, and their keys deleted once the rows are committed.
 
     A batch of a run pinned to another model is refused before anything is counted or the
     model is even started: the refusal is recorded and ModelMismatch raised, so the task can
@@ -102,6 +108,7 @@ def run_batch(
             rows.append(row)
         else:
             todo.append(item)
+    todo, missing = _fetch_blobs(todo, blobs)
 
     def prepare(item: ImageItem) -> Features:
         return _features(item, session=session, settings=settings, reader=reader)
@@ -118,8 +125,44 @@ def run_batch(
         row.finished_at = _now()
         rows.append(row)
     with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+    drop_blobs(batch, blobs)
     done = sum(r.status == STATUS_DONE for r in rows)
-    return BatchOutcome(done=done, failed=len(rows) - done, skipped=len(done_ids))
+    return BatchOutcome(done=done, failed=len(rows) - done, skipped=len(done_ids), missing=missing)
+
+
+def _fetch_blobs(items: list[ImageItem], blobs: BlobStore | None) -> tuple[list[ImageItem], int]:
+    """`items` with the bytes of those that wait in Redis filled in, and how many are gone.
+
+    An image whose bytes are gone (expired, or Redis restarted without them) gets no row:
+    it stays pending in SQL, and `resume` or `submit --wait` sends it again.
+    """
+    keys = [i.blob for i in items if i.blob is not None]
+    if not keys:
+        return items, 0
+    if blobs is None:
+        raise ValueError("a batch names Redis keys, but no blob store was given")
+    found = dict(zip(keys, blobs.get(keys), strict=True))
+    out: list[ImageItem] = []
+    for item in items:
+        if item.blob is None:
+            out.append(item)
+        elif (data := found[item.blob]) is not None:
+            out.append(ImageItem(item.id, item.sha256, data=data))
+        else:
+            log.warning(
+                "image %d: its bytes are no longer in Redis (%s); it stays pending, and "
+                "`allscreen resume` sends it again",
+                item.id,
+                item.blob,
+            )
+    return out, len(items) - len(out)
+
+
+def drop_blobs(batch: Batch, blobs: BlobStore | None) -> None:
+    """Delete the batch's Redis keys: call only once its rows are committed."""
+    keys = [i.blob for i in batch.images if i.blob is not None]
+    if keys and blobs is not None:
+        blobs.delete(keys)
 
 
 def refuse_batch(
@@ -185,7 +228,13 @@ def _classify(
 
 
 def record_batch_failed(
-    batch: Batch, reason: str, *, engine: Engine, device: str, settings: Settings
+    batch: Batch,
+    reason: str,
+    *,
+    engine: Engine,
+    device: str,
+    settings: Settings,
+    blobs: BlobStore | None = None,
 ) -> BatchOutcome:
     """Record every image of `batch` without a result as failed with `reason`."""
     finished = _now()
@@ -194,4 +243,5 @@ def record_batch_failed(
         for img in batch.images
     ]
     with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+    drop_blobs(batch, blobs)
     return BatchOutcome(done=0, failed=len(rows), skipped=0)

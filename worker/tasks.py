@@ -7,10 +7,12 @@ import socket
 import time
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_process_shutdown
 
+from allscreen.blobs import BlobStore
 from allscreen.db import get_engine
 from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError, ModelMismatch
 from allscreen.messages import TASK_CLASSIFY, Batch
@@ -24,6 +26,7 @@ from worker.session import ModelSession
 log = logging.getLogger(__name__)
 
 _session: ModelSession | None = None
+_blobs: BlobStore | None = None
 _MODEL_RETRY_COUNTDOWN = 5.0  #: seconds before a batch returns when the model cannot start
 _MODEL_RETRIES = 3  #: retries of a batch whose model cannot start, before it is recorded failed
 _DB_RETRY_COUNTDOWN = 30.0  #: seconds before a batch returns after a long database outage
@@ -51,6 +54,17 @@ def get_session() -> ModelSession:
             attempts=s.model_attempts,
         )
     return _session
+
+
+def get_blobs() -> BlobStore:
+    """The process's client for image bytes in Redis, created on first use (after a fork)."""
+    global _blobs
+    if _blobs is None:
+        url = get_settings().effective_broker_url
+        _blobs = BlobStore(
+            redis.Redis.from_url(url, socket_timeout=60.0, socket_connect_timeout=10.0)
+        )
+    return _blobs
 
 
 @worker_process_shutdown.connect  # type: ignore[untyped-decorator]
@@ -81,7 +95,12 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
     engine = get_engine(s.database_url)
     try:
         outcome = run_batch(
-            batch, session=get_session(), engine=engine, device=device_name(), settings=s
+            batch,
+            session=get_session(),
+            engine=engine,
+            device=device_name(),
+            settings=s,
+            blobs=get_blobs(),
         )
     except ModelMismatch as exc:
         # Never given up, never counted as a failure or a retry: the batch is for a device
@@ -92,8 +111,9 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
         # A control signal to Celery, not an error: the line above says why, and Celery logs
         # a rejection with its traceback, so the mismatch's own traceback is left out.
         raise Reject(str(exc), requeue=True) from None
-    except DatabaseUnavailable as exc:
-        # Never given up: the batch waits in the broker until the database is back.
+    except (DatabaseUnavailable, redis.RedisError) as exc:
+        # Never given up: the batch waits in the broker until the database (or the Redis
+        # holding its images' bytes) is back.
         log.error("batch %s returned to the queue: %s", batch.describe(), exc)
         raise self.retry(exc=exc, countdown=_DB_RETRY_COUNTDOWN, max_retries=None) from exc
     except ModelError as exc:
@@ -104,6 +124,11 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
             ) from exc
         log.error("batch %s recorded failed: %s", batch.describe(), exc)
         outcome = record_batch_failed(
-            batch, str(exc), engine=engine, device=device_name(), settings=s
+            batch, str(exc), engine=engine, device=device_name(), settings=s, blobs=get_blobs()
         )
-    return {"done": outcome.done, "failed": outcome.failed, "skipped": outcome.skipped}
+    return {
+        "done": outcome.done,
+        "failed": outcome.failed,
+        "skipped": outcome.skipped,
+        "missing": outcome.missing,
+    }

@@ -82,6 +82,21 @@ def test_image_bytes_travel_as_base64_and_paths_as_text() -> None:
     assert item == {"id": 40, "sha256": "0" * 64, "path": SHARED_PATH}
 
 
+def test_a_batch_naming_redis_keys_survives_the_json_round_trip_unchanged() -> None:
+    batch = Batch(7, 1.5, (ImageItem(3, "a" * 64, blob="allscreen:blob:q:7:3"),), "b" * 64)
+    msg = batch.to_message()
+    assert msg["images"] == [{"id": 3, "sha256": "a" * 64, "blob": "allscreen:blob:q:7:3"}]
+    assert Batch.from_message(over_json(msg)) == batch
+
+
+@pytest.mark.parametrize("blob", ["", 5, ["k"]], ids=repr)
+def test_a_blob_that_is_not_a_key_is_refused(blob: object) -> None:
+    msg = valid_message()
+    del msg["images"][0]["data"]
+    msg["images"][0]["blob"] = blob
+    assert "blob must be a Redis key" in refused(msg)
+
+
 def test_a_batch_without_a_model_pin_round_trips_with_none() -> None:
     batch = Batch(run_id=1, queued_at=0.0, images=(ImageItem(1, "f" * 64, data=b"x"),))
     parsed = Batch.from_message(over_json(batch.to_message()))
@@ -191,14 +206,14 @@ def test_an_image_with_both_data_and_path_is_refused() -> None:
     msg = valid_message()
     msg["images"][0]["path"] = SHARED_PATH
     reason = refused(msg)
-    assert "exactly one of data or path" in reason
+    assert "exactly one of data, path or blob" in reason
     assert SHARED_PATH not in reason
 
 
 def test_an_image_with_neither_data_nor_path_is_refused() -> None:
     msg = valid_message()
     del msg["images"][0]["data"]
-    assert "exactly one of data or path" in refused(msg)
+    assert "exactly one of data, path or blob" in refused(msg)
 
 
 def test_a_path_that_is_not_text_is_refused() -> None:
