@@ -8,9 +8,11 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"  #: a local Redis, as on most de
 DEFAULT_DATABASE_URL = "sqlite:///allscreen.db"  #: embedded SQLite in the working directory
 DEFAULT_MODEL = REPO_ROOT / "model" / "allscreen-all.eim"  #: the reference model's runner
 
-#: Images per task. A task costs about 1 ms to dispatch and the network under 1 ms per image,
-#: so batches amortise dispatch; see BENCHMARKS.md for the measurement behind the number.
-DEFAULT_BATCH_SIZE = 32
+#: Images per task (at most; the tail of a run is cut finer, see producer.enqueue). A task
+#: costs a few ms of dispatch, bookkeeping and SQL whatever its size, and the network under
+#: 1 ms per image, so batches amortise it: 128 beat 32 and 64 on one machine and on an
+#: emulated fleet (BENCHMARKS.md, sections 2 and 3).
+DEFAULT_BATCH_SIZE = 128
 #: Batches waiting in the broker before the producer pauses: keeps Redis memory flat.
 DEFAULT_MAX_QUEUED_BATCHES = 16
 #: A message larger than this is split; a single image larger than it is refused.

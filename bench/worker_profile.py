@@ -30,6 +30,7 @@ ACTIVITIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("upsert results", ("upsert_results",)),
     ("begin_batch (done? deliveries)", ("begin_batch",)),
     ("parse batch message (our base64)", ("Batch.from_message",)),
+    ("image bytes from/to Redis (MGET, UNLINK)", ("_fetch_blobs", "drop_blobs")),
     ("other run_batch work", ("run_batch",)),
     ("kombu: JSON of message", ("loads", "dumps")),
     ("kombu/redis I/O", ("_brpop_read", "Pipeline", "send_packed_command", "read_response")),
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
     ap.add_argument("--copies", type=int, default=3, help="copies of the image set (run length)")
+    ap.add_argument("--top", type=int, default=0, help="also print the N busiest functions")
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = Path(tempfile.mkdtemp()) / "profile.txt"
@@ -76,18 +78,22 @@ def main() -> None:
         )
     recorders[0].join()
     shares: collections.Counter[str] = collections.Counter()
+    leaves: collections.Counter[str] = collections.Counter()
     for line in out.read_text().splitlines():
         stack, samples = line.rsplit(" ", 1)
         frames = stack.split(";")
         if any("_worker" in f and "thread.py" in f for f in frames):
             continue  # the prefetch thread
         shares[classify_stack(frames)] += int(samples)
+        leaves[frames[-1]] += int(samples)
     total = sum(shares.values())
     print(f"# worker main thread, pool {args.pool}, transport {args.transport}: {rate:.0f} img/s")
     print(f"| activity | share of {total} non-idle samples |")
     print("|---|---|")
     for activity, count in shares.most_common():
         print(f"| {activity} | {count / total:.0%} |")
+    for frame, count in leaves.most_common(args.top):
+        print(f"{count / total:6.1%}  {frame}")
 
 
 if __name__ == "__main__":

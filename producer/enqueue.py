@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, select, update
+from sqlalchemy import Engine, exists, func, select, update
 
 from allscreen.blobs import BlobStore, blob_key
 from allscreen.errors import BrokerUnavailable
@@ -21,6 +22,9 @@ from producer.register import record_failures
 _PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
 _POLL_SECONDS = 0.05  #: how often a full window checks for room
 _UNACKED = "unacked"  #: kombu's Redis hash of messages delivered but not yet acknowledged
+#: The smallest batch the tail of a run is cut into (see `Enqueuer`); below this, the ~1 ms a
+#: task costs to dispatch would outweigh what an even finish saves.
+TAIL_MIN_BATCH = 4
 
 
 @dataclass(slots=True)
@@ -30,6 +34,27 @@ class EnqueueStats:
     images: int = 0
     batches: int = 0
     failed: int = 0
+
+
+def _pending_conditions(run_id: int, *, only_new: bool, after: int) -> list[Any]:
+    cond = [Image.run_id == run_id, Image.id > after]
+    if only_new:
+        cond.append(Image.enqueued_at.is_(None))
+    return cond
+
+
+def count_pending(engine: Engine, run_id: int, *, only_new: bool, after: int = 0) -> int:
+    """How many images `pending_images` would yield."""
+    with engine.connect() as conn:
+        n = conn.scalar(
+            select(func.count())
+            .select_from(Image)
+            .where(
+                *_pending_conditions(run_id, only_new=only_new, after=after),
+                ~exists().where(Result.run_id == run_id, Result.image_id == Image.id),
+            )
+        )
+    return int(n or 0)
 
 
 def pending_images(
@@ -44,9 +69,7 @@ def pending_images(
     while True:
         # Page over the run's images by id first, then drop those with a result: the planner
         # can stop at the page size, where a LEFT JOIN ... IS NULL read everything pending.
-        cond = [Image.run_id == run_id, Image.id > last]
-        if only_new:
-            cond.append(Image.enqueued_at.is_(None))
+        cond = _pending_conditions(run_id, only_new=only_new, after=last)
         with engine.connect() as conn:
             ids = (
                 conn.execute(select(Image.id).where(*cond).order_by(Image.id).limit(_PAGE))
@@ -141,6 +164,11 @@ class Enqueuer:
     that is still registering images: the devices start on the first batches while the rest
     of the archive is being hashed. A batch holds `batch_size` images, or fewer when their
     bytes would exceed the message limit.
+
+    The tail is cut finer (guided self-scheduling): once the scan is over (`block`), the
+    images left are counted, and each batch takes at most 1/`max_queued_batches` of what is
+    still to send, down to `TAIL_MIN_BATCH`. Devices then finish within a small batch of each
+    other, instead of one device still working through a full batch while the others idle.
     """
 
     def __init__(
@@ -163,6 +191,7 @@ class Enqueuer:
         self._only_new = only_new
         self._idle = idle
         self._after = 0  #: highest image id taken into a batch
+        self._left: int | None = None  #: images still to send, once the scan is over
         self._items: list[ImageItem] = []
         self._size = 0
         self._budget = settings.max_message_bytes  #: image bytes one batch may hold
@@ -175,12 +204,16 @@ class Enqueuer:
         s = self._settings
         if not block and self._publisher.queue_depth() >= s.max_queued_batches:
             return
+        if block and self._left is None:
+            self._left = len(self._items) + count_pending(
+                self._engine, self._run_id, only_new=self._only_new, after=self._after
+            )
         rows = pending_images(
             self._engine, self._run_id, only_new=self._only_new, after=self._after
         )
         for image_id, sha, location, nbytes in rows:
             if self._items and (
-                len(self._items) >= s.batch_size or self._size + nbytes > self._budget
+                len(self._items) >= self._limit() or self._size + nbytes > self._budget
             ):
                 if not block and self._publisher.queue_depth() >= s.max_queued_batches:
                     return
@@ -200,6 +233,14 @@ class Enqueuer:
                 self.stats.failed += len(self._failures)
                 self._failures.clear()
 
+    def _limit(self) -> int:
+        """The size of the batch being filled: full while scanning, then shrinking."""
+        s = self._settings
+        if self._left is None:
+            return s.batch_size
+        share = math.ceil(self._left / s.max_queued_batches)
+        return max(min(s.batch_size, TAIL_MIN_BATCH), min(s.batch_size, share))
+
     def _flush(self) -> None:
         if not self._items:
             return
@@ -212,6 +253,8 @@ class Enqueuer:
             )
         self.stats.images += len(ids)
         self.stats.batches += 1
+        if self._left is not None:
+            self._left -= len(ids)
         self._items.clear()
         self._size = 0
 

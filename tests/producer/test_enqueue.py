@@ -102,3 +102,27 @@ def test_submit_sends_the_first_batches_while_the_archive_is_still_being_scanned
     assert seen_while_scanning[0] == 0 and seen_while_scanning[-1] >= 2
     sent = _ids(client, settings.queue)
     assert len(sent) == len(set(sent)) == 40
+
+
+def test_the_tail_of_a_run_goes_out_in_shrinking_batches_so_devices_finish_together(
+    settings: Settings, engine: Engine, tmp_path: Path, client: redis.Redis[bytes]
+) -> None:
+    ensure_schema(engine, create=True)
+    settings = settings.model_copy(update={"batch_size": 16, "max_queued_batches": 4})
+    run_id, _ = get_or_create_run(engine, "tail", pin=None)
+    register(engine, run_id, scan([os.fsencode(_files(tmp_path / "t", 100))], "none"))
+    sizes: list[int] = []
+
+    def devices_take_all() -> None:
+        sizes.extend(len(b["images"]) for b in queued_batches(client, settings.queue))
+        client.delete(settings.queue)
+
+    with Publisher(_celery_app(settings), settings) as pub:
+        Enqueuer(
+            engine, pub, run_id, settings, pin=None, only_new=True, idle=devices_take_all
+        ).pump(block=True)
+        devices_take_all()
+    assert sum(sizes) == 100
+    assert sizes[:3] == [16, 16, 16]  # while a window of full batches is still ahead
+    assert sizes == sorted(sizes, reverse=True)  # then each takes a share of what is left
+    assert sizes[-2:] == [4, 3] and min(sizes[:-1]) == 4  # down to the floor
