@@ -14,6 +14,7 @@ from sqlalchemy import Engine, exists, func, select, update
 
 from allscreen.blobs import BlobStore, blob_key
 from allscreen.errors import BrokerUnavailable
+from allscreen.files import read_capped
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
 from allscreen.schema import Image, Result
 from allscreen.settings import Settings, mask_url
@@ -288,8 +289,7 @@ def _load(
     if settings.transport == "path":
         return ImageItem(image_id, sha, path=location.decode("utf-8", "surrogateescape")), None
     try:
-        with open(location, "rb") as fh:
-            data = fh.read(settings.max_image_bytes + 1)
+        data = read_capped(location, settings.max_image_bytes)
     except OSError as exc:
         return None, f"cannot read file: {exc.strerror or exc}"
     if hashlib.sha256(data).hexdigest() != sha:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from allscreen.blobs import BlobStore
 from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch
+from allscreen.files import read_capped
 from allscreen.messages import Batch, ImageItem
 from allscreen.refusals import record_refusal
 from allscreen.results import ResultRow, upsert_results
@@ -46,8 +47,7 @@ def _now() -> datetime:
 def read_shared_path(path: str, max_bytes: int) -> bytes:
     """Read an image from a shared mount (the `path` transport)."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = read_capped(path, max_bytes)
     except OSError as exc:
         raise ImageRejected(f"cannot read file: {exc.strerror or exc}") from exc
     return data
