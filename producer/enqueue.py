@@ -166,9 +166,11 @@ class Enqueuer:
     of the archive is being hashed. A batch holds `batch_size` images, or fewer when their
     bytes would exceed the message limit.
 
-    The tail is cut finer (guided self-scheduling): once the scan is over (`block`), the
-    images left are counted, and each batch takes at most 1/`max_queued_batches` of what is
-    still to send, down to `TAIL_MIN_BATCH`. Devices then finish within a small batch of each
+    Both ends of a run are cut finer. The first batches double from `TAIL_MIN_BATCH` up to
+    `batch_size`, so the first registered images already reach several devices. Once the scan
+    is over (`block`), the images left are counted, and each batch takes at most
+    1/`max_queued_batches` of what is still to send, down to `TAIL_MIN_BATCH` (guided
+    self-scheduling). Devices then start together and finish within a small batch of each
     other, instead of one device still working through a full batch while the others idle.
     """
 
@@ -235,12 +237,15 @@ class Enqueuer:
                 self._failures.clear()
 
     def _limit(self) -> int:
-        """The size of the batch being filled: full while scanning, then shrinking."""
+        """The size of the batch being filled: doubling from the smallest at the start, full
+        while scanning, then shrinking towards the end."""
         s = self._settings
+        floor = min(s.batch_size, TAIL_MIN_BATCH)
+        ramp = TAIL_MIN_BATCH << min(self.stats.batches, 16)
         if self._left is None:
-            return s.batch_size
+            return max(floor, min(s.batch_size, ramp))
         share = math.ceil(self._left / s.max_queued_batches)
-        return max(min(s.batch_size, TAIL_MIN_BATCH), min(s.batch_size, share))
+        return max(floor, min(s.batch_size, share, ramp))
 
     def _flush(self) -> None:
         if not self._items:

@@ -104,7 +104,7 @@ def test_submit_sends_the_first_batches_while_the_archive_is_still_being_scanned
     assert len(sent) == len(set(sent)) == 40
 
 
-def test_the_tail_of_a_run_goes_out_in_shrinking_batches_so_devices_finish_together(
+def test_a_run_starts_and_ends_in_smaller_batches_so_devices_start_and_finish_together(
     settings: Settings, engine: Engine, tmp_path: Path, client: redis.Redis[bytes]
 ) -> None:
     ensure_schema(engine, create=True)
@@ -123,6 +123,7 @@ def test_the_tail_of_a_run_goes_out_in_shrinking_batches_so_devices_finish_toget
         ).pump(block=True)
         devices_take_all()
     assert sum(sizes) == 100
-    assert sizes[:3] == [16, 16, 16]  # while a window of full batches is still ahead
-    assert sizes == sorted(sizes, reverse=True)  # then each takes a share of what is left
-    assert sizes[-2:] == [4, 3] and min(sizes[:-1]) == 4  # down to the floor
+    assert sizes[:4] == [4, 8, 16, 16]  # doubling up to the batch size
+    tail = sizes[3:]
+    assert tail == sorted(tail, reverse=True)  # then each takes a share of what is left
+    assert len(tail) > 6 and tail[-3:] == [4, 4, 4] == [min(sizes)] * 3  # down to the floor
