@@ -126,6 +126,7 @@ class Samples:
     unacked_max: int = 0
     rss_at_registered_kb: int = 0  #: the producer's RSS when it printed "registered ..."
     n: int = 0
+    empty: int = 0  #: samples that found the queue empty (the workers waiting on the producer)
 
 
 class Sampler(threading.Thread):
@@ -152,6 +153,7 @@ class Sampler(threading.Thread):
             s.redis_used_max = max(s.redis_used_max, int(mem["used_memory"]))
             s.llen_max = max(s.llen_max, int(llen))
             s.unacked_max = max(s.unacked_max, int(unacked))
+            s.empty += int(llen) == 0
             if not s.rss_at_registered_kb and b"registered " in self._stderr.read_bytes():
                 s.rss_at_registered_kb = proc_status_kb(self._pid, "VmRSS") or 0
             s.n += 1
@@ -584,7 +586,8 @@ def main() -> None:
                     f"{b.cpu_s:.1f} s CPU, peak RSS {b.peak_rss_kb / 1024:.1f} MB (warm-up "
                     f"{sr.warm.peak_rss_kb / 1024:.1f}), Redis peak {b.redis_peak / _MB:.2f} MB "
                     f"(base {b.redis_base / _MB:.2f}), max LLEN {b.samples.llen_max}, "
-                    f"max unacked {b.samples.unacked_max}, {b.samples.n} samples",
+                    f"max unacked {b.samples.unacked_max}, {b.samples.n} samples, queue empty in "
+                    f"{b.samples.empty / max(b.samples.n, 1):.0%}",
                     flush=True,
                 )
             if args.ceiling_size:
