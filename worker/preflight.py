@@ -99,9 +99,20 @@ def check_broker(settings: Settings) -> str:
 
 
 def check_database(settings: Settings) -> str:
-    """The database answers and its schema is current."""
-    ensure_schema(get_engine(settings.database_url), create=False)
-    return f"database {mask_url(settings.database_url)} reachable, schema current"
+    """The database answers and its schema is current; warns when PostgreSQL never analyzes."""
+    engine = get_engine(settings.database_url)
+    ensure_schema(engine, create=False)
+    line = f"database {mask_url(settings.database_url)} reachable, schema current"
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()
+        if autovacuum != "on":
+            line += (
+                "; warning: autovacuum is off, so the planner's statistics go stale as a run "
+                "grows and each batch's lookups slow down with the run's size (turn it on, or "
+                "run ANALYZE images, results now and then)"
+            )
+    return line
 
 
 def run_checks(settings: Settings, report: Callable[[str], None]) -> CheckReport:
