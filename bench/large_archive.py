@@ -10,6 +10,7 @@ enqueue rates; the run is then watched to its end. Afterwards the result-write m
 (`bench.result_writes`) runs. Run:
     .venv/bin/python -m bench.large_archive [--sizes 50000 200000] [--repeats R]
         [--database postgresql|sqlite] [--workers K] [--profile N] [--with-writes]
+        [--analyze-every S]
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from allscreen.db import ensure_schema, make_engine
 from allscreen.defaults import REPO_ROOT
@@ -272,6 +273,34 @@ class Pipeline:
     finish: Callable[[str], float]  #: watch a run to its end; the epoch time of its last result
 
 
+#: Seconds between `ANALYZE images, results` during a PostgreSQL run (`--analyze-every`), as
+#: autovacuum would do; 0: never (this machine's PostgreSQL runs without autovacuum).
+ANALYZE_EVERY = {"seconds": 0.0}
+
+
+@contextmanager
+def _analyzing(engine: Engine) -> Iterator[None]:
+    """Refresh the planner's statistics every ANALYZE_EVERY seconds while the block runs."""
+    every = ANALYZE_EVERY["seconds"]
+    if every <= 0 or engine.dialect.name != "postgresql":
+        yield
+        return
+    halt = threading.Event()
+
+    def loop() -> None:
+        while not halt.wait(every):
+            with engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE images, results")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        halt.set()
+        thread.join()
+
+
 @contextmanager
 def pipeline(kind: str, workdir: Path, workers: int, log_dir: Path) -> Iterator[Pipeline]:
     """A fresh database, an embedded Redis and `workers` stub workers, torn down afterwards."""
@@ -279,6 +308,7 @@ def pipeline(kind: str, workdir: Path, workers: int, log_dir: Path) -> Iterator[
         settings = Settings(broker_url=broker.url, database_url=url, model=STUB_MODEL)
         engine = make_engine(url)
         ensure_schema(engine, create=True)
+
         env = {"ALLSCREEN_EIM_PYTHON": sys.executable}
         procs: list[subprocess.Popen[bytes]] = []
         try:
@@ -297,7 +327,8 @@ def pipeline(kind: str, workdir: Path, workers: int, log_dir: Path) -> Iterator[
                 assert last is not None
                 return last.replace(tzinfo=UTC).timestamp()
 
-            yield Pipeline(settings, procs, finish)
+            with _analyzing(engine):
+                yield Pipeline(settings, procs, finish)
         finally:
             for p in procs:
                 stop_group(p)
@@ -551,7 +582,15 @@ def main() -> None:
     ap.add_argument("--write-per-row", type=int, default=1000)
     ap.add_argument("--write-repeats", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="keep logs and profiles here")
+    ap.add_argument(
+        "--analyze-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="PostgreSQL: ANALYZE images, results every S seconds, as autovacuum would",
+    )
     args = ap.parse_args()
+    ANALYZE_EVERY["seconds"] = args.analyze_every
     sizes = sorted(args.sizes)
     print(
         f"# large archive: sizes {sizes}, {args.workers} stub workers x 1 process, "
