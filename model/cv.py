@@ -28,6 +28,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,11 @@ from model.train import (
     CACHE_DIR,
     Arrays,
     Config,
+    config_from_args,
     load_arrays,
     parse_args,
     predict_probs,
-    resolve_data_dir,
-    seed_everything,
+    start_run,
     to_tensor,
     train_member,
 )
@@ -173,23 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--name", required=True, help="candidate name (JSON file name)")
     own, rest = p.parse_known_args(argv)
     args = parse_args(rest)
-    cfg = Config(
-        epochs=args.epochs,
-        seed=args.seed,
-        size=args.size,
-        arch=args.arch,
-        shift=args.shift,
-        threads=args.threads,
-        norm=args.norm,
-        jitter=args.jitter,
-        saturation=args.saturation,
-        ema=args.ema,
-        mixup=args.mixup,
-    )
+    # Each fold trains one network and evaluates it as trained: no ensembles, no TTA.
+    cfg = replace(config_from_args(args), members=1, tta=False, distill=False)
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    data_dir = resolve_data_dir(args.data)
+    data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
     result, _ = run_cv(cfg, data_dir, own.folds, own.fold_seed)
     result["config"] = cfg.__dict__

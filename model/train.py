@@ -607,10 +607,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Train, export and evaluate; print the test figures."""
-    args = parse_args(argv)
-    cfg = Config(
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The training configuration the command-line options ask for."""
+    return Config(
         epochs=args.epochs,
         seed=args.seed,
         members=args.members,
@@ -626,10 +625,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ema=args.ema,
         mixup=args.mixup,
     )
-    t_start = time.perf_counter()
+
+
+def start_run(cfg: Config, data: str | None) -> Path:
+    """Pin the threads and seeds for `cfg`; the data folder to read."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    data_dir = resolve_data_dir(args.data)
+    return resolve_data_dir(data)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train, export and evaluate; print the test figures."""
+    args = parse_args(argv)
+    cfg = config_from_args(args)
+    t_start = time.perf_counter()
+    data_dir = start_run(cfg, args.data)
     print(f"data {data_dir}  config {cfg}", flush=True)
     macs = arch_macs(cfg.arch, cfg.size) * cfg.members * (8 if cfg.tta else 1)
     print(f"input {cfg.size}x{cfg.size}, {macs / 1e6:.1f} M multiply-adds per image", flush=True)

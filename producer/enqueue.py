@@ -141,16 +141,18 @@ class Publisher:
         Image bytes go into Redis keys first (`allscreen.blobs`), so a worker never takes a
         message whose bytes are not there yet; the message names the keys.
         """
-        q, run = self._settings.queue, batch.run_id
-        blobs = [(blob_key(q, run, i.id), i.data) for i in batch.images if i.data is not None]
+        images: list[ImageItem] = []
+        blobs: list[tuple[str, bytes]] = []
+        for item in batch.images:
+            if item.data is not None:
+                key = blob_key(self._settings.queue, batch.run_id, item.id)
+                blobs.append((key, item.data))
+                item = ImageItem(item.id, item.sha256, blob=key)
+            images.append(item)
         BlobStore(self._conn.default_channel.client).put(blobs)
-        images = tuple(
-            ImageItem(i.id, i.sha256, blob=blob_key(q, run, i.id)) if i.data is not None else i
-            for i in batch.images
-        )
         self._app.send_task(
             TASK_CLASSIFY,
-            args=[replace(batch, images=images).to_message()],
+            args=[replace(batch, images=tuple(images)).to_message()],
             queue=self._settings.queue,
             producer=self._producer,
             argsrepr=f"({batch.describe()})",
@@ -196,8 +198,7 @@ class Enqueuer:
         self._after = 0  #: highest image id taken into a batch
         self._left: int | None = None  #: images still to send, once the scan is over
         self._items: list[ImageItem] = []
-        self._size = 0
-        self._budget = settings.max_message_bytes  #: image bytes one batch may hold
+        self._size = 0  #: image bytes in the batch being filled (at most max_message_bytes)
         self._failures: list[tuple[str, str]] = []
 
     def pump(self, *, block: bool) -> None:
@@ -216,7 +217,7 @@ class Enqueuer:
         )
         for image_id, sha, location, nbytes in rows:
             if self._items and (
-                len(self._items) >= self._limit() or self._size + nbytes > self._budget
+                len(self._items) >= self._limit() or self._size + nbytes > s.max_message_bytes
             ):
                 if not block and self._publisher.queue_depth() >= s.max_queued_batches:
                     return
