@@ -47,3 +47,12 @@ DEFAULT_RATE_WINDOW = 60.0  #: seconds over which `allscreen_images_per_second` 
 #: lost message leaves behind. An image whose bytes expired stays pending, and `allscreen
 #: resume` (or `submit --wait`'s stall recovery) sends it again.
 DEFAULT_BLOB_TTL = 7 * 24 * 3600.0
+
+#: Images a worker decodes ahead, in a background thread, while the model classifies (0 =
+#: decode inline). Overlap pays where the model runs on its own silicon (a Jetson's GPU); on a
+#: CPU shared by the model and the worker it only adds thread hand-offs.
+DEFAULT_PREFETCH = 2
+
+#: Bytes of just-registered files `submit` keeps for its enqueuer (producer/recent.py), so a
+#: file is read and hashed once: a register chunk of 500 typical 24 KB images is 12 MB.
+DEFAULT_RECENT_BYTES = 32 * 1024 * 1024

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     db_retry_seconds: float = Field(default=defaults.DEFAULT_DB_RETRY_SECONDS, ge=0)
     max_deliveries: int = Field(default=defaults.DEFAULT_MAX_DELIVERIES, ge=1)
     transport: Literal["bytes", "path"] = "bytes"
+    prefetch: int = Field(default=defaults.DEFAULT_PREFETCH, ge=0, le=64)
     queue: str = defaults.QUEUE_NAME
 
     @property

@@ -18,6 +18,7 @@ from allscreen.files import read_capped
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
 from allscreen.schema import Image, Result
 from allscreen.settings import Settings, mask_url
+from producer.recent import RecentBytes
 from producer.register import record_failures
 
 _PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
@@ -186,8 +187,10 @@ class Enqueuer:
         pin: str | None,
         only_new: bool,
         idle: Callable[[], None] = lambda: None,
+        recent: RecentBytes | None = None,
     ) -> None:
         self.stats = EnqueueStats()
+        self._recent = recent
         self._engine = engine
         self._publisher = publisher
         self._run_id = run_id
@@ -223,7 +226,7 @@ class Enqueuer:
                     return
                 self._flush()
             self._after = image_id
-            item, error = _load(image_id, sha, location, nbytes, s)
+            item, error = _load(image_id, sha, location, nbytes, s, self._recent)
             if error is not None:
                 self._failures.append((sha, error))
                 continue
@@ -283,7 +286,12 @@ def enqueue(
 
 
 def _load(
-    image_id: int, sha: str, location: bytes, nbytes: int, settings: Settings
+    image_id: int,
+    sha: str,
+    location: bytes,
+    nbytes: int,
+    settings: Settings,
+    recent: RecentBytes | None = None,
 ) -> tuple[ImageItem | None, str | None]:
     if nbytes > settings.max_image_bytes:
         return None, f"file is {nbytes} bytes, over the {settings.max_image_bytes}-byte limit"
@@ -294,6 +302,9 @@ def _load(
         )
     if settings.transport == "path":
         return ImageItem(image_id, sha, path=location.decode("utf-8", "surrogateescape")), None
+    kept = None if recent is None else recent.take(sha)
+    if kept is not None:  # the very bytes that were hashed at registration
+        return ImageItem(image_id, sha, data=kept), None
     try:
         data = read_capped(location, settings.max_image_bytes)
     except OSError as exc:

@@ -14,6 +14,7 @@ from allscreen.db import dialect_insert
 from allscreen.results import ResultRow, upsert_results
 from allscreen.schema import STATUS_FAILED, Image, Run
 from producer.archive import Found
+from producer.recent import RecentBytes
 
 PRODUCER_DEVICE = "producer"  #: `device` of failures found before any worker saw the file
 _CHUNK = 500  #: rows per INSERT: few round trips, bounded memory
@@ -47,15 +48,23 @@ def get_or_create_run(engine: Engine, name: str, *, pin: str | None) -> tuple[in
     return int(run_id), True
 
 
-def hash_file(location: bytes) -> tuple[str, int]:
-    """sha256 and size of a file, read in chunks."""
+_READ_CHUNK = 1 << 20
+
+
+def hash_file(location: bytes, keep: RecentBytes | None = None) -> tuple[str, int]:
+    """sha256 and size of a file, read in chunks; a file of one chunk goes to `keep`."""
     digest = hashlib.sha256()
     size = 0
+    first = b""
     with open(location, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+        for chunk in iter(lambda: fh.read(_READ_CHUNK), b""):
             digest.update(chunk)
+            first = chunk if size == 0 else b""
             size += len(chunk)
-    return digest.hexdigest(), size
+    sha = digest.hexdigest()
+    if keep is not None and first and len(first) == size:
+        keep.keep(sha, first)
+    return sha, size
 
 
 def count_images(engine: Engine, run_id: int) -> int:
@@ -70,8 +79,11 @@ def register(
     found: Iterable[Found],
     *,
     on_progress: Callable[[RegisterStats], None] = lambda _: None,
+    keep: RecentBytes | None = None,
 ) -> RegisterStats:
     """Hash and insert every found image; same content twice is registered once.
+
+    With `keep`, the bytes read for hashing are held there for the enqueuer.
 
     A file that cannot be read is registered under a key derived from its path and recorded
     as failed at once, so it shows up in status and export instead of vanishing.
@@ -83,7 +95,7 @@ def register(
     for item in found:
         stats.files += 1
         try:
-            sha, size = hash_file(item.location)
+            sha, size = hash_file(item.location, keep)
         except OSError as exc:
             stats.unreadable += 1
             sha = hashlib.sha256(b"unreadable\0" + item.location).hexdigest()

@@ -20,6 +20,7 @@ from producer.archive import LabelMode, scan
 from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
 from producer.progress import wait_for_run
 from producer.queries import Counts, find_run
+from producer.recent import RecentBytes
 from producer.register import RegisterStats, get_or_create_run, register
 
 
@@ -77,7 +78,17 @@ def submit(
     with Publisher(_celery_app(settings), settings) as pub:
         # An idle broker holds none of this run's batches (it may have lost them in a restart),
         # so every pending image goes out again; otherwise only images never sent.
-        enqueuer = Enqueuer(engine, pub, run_id, settings, pin=pin, only_new=not pub.broker_idle())
+        # Files are read once: the bytes hashed at registration go out as they are.
+        recent = RecentBytes() if settings.transport == "bytes" else None
+        enqueuer = Enqueuer(
+            engine,
+            pub,
+            run_id,
+            settings,
+            pin=pin,
+            only_new=not pub.broker_idle(),
+            recent=recent,
+        )
 
         def scanned(stats: RegisterStats) -> None:
             # Devices start on the first batches while the rest of the archive is scanned;
@@ -89,7 +100,11 @@ def submit(
 
         t0 = time.monotonic()
         reg = register(
-            engine, run_id, scan([os.fsencode(p) for p in paths], labels), on_progress=scanned
+            engine,
+            run_id,
+            scan([os.fsencode(p) for p in paths], labels),
+            on_progress=scanned,
+            keep=recent,
         )
         t1 = time.monotonic()
         if err.isatty():
@@ -102,6 +117,8 @@ def submit(
         )
         enqueuer.pump(block=True)
         enq = enqueuer.stats
+        if recent is not None:
+            recent.clear()
     t2 = time.monotonic()
     err.write(
         f"enqueued {enq.images} images in {enq.batches} batches in {t2 - t0:.1f} s"

@@ -114,7 +114,7 @@ def run_batch(
         return _features(item, session=session, settings=settings, reader=reader)
 
     # Decoding the next images overlaps with the model classifying this one.
-    for ready in prepared(todo, prepare):
+    for ready in prepared(todo, prepare, ahead=settings.prefetch):
         row = new_row(ready.item)
         row.started_at = ready.started_at
         if ready.value is None:

@@ -64,8 +64,13 @@ def prepared(
 ) -> Iterator[Prepared[T, R]]:
     """Yield `prepare(item)` for each item in order, computing up to `ahead` items in advance.
 
-    ImageRejected from `prepare` becomes `error`; any other exception propagates.
+    ImageRejected from `prepare` becomes `error`; any other exception propagates. With
+    `ahead` 0, each item is prepared inline, in the caller's thread, just before it is yielded.
     """
+    if ahead <= 0:
+        for item in items:
+            yield _run(item, prepare)
+        return
     pool = pool or shared_pool()
     pending: deque[Future[Prepared[T, R]]] = deque()
     it = iter(items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -51,3 +52,23 @@ def test_no_more_than_the_look_ahead_is_prepared_before_the_first_is_taken() -> 
         assert first.item == 0
         assert len(started) <= 4  # three ahead, plus the one queued when the first was taken
         assert [p.item for p in gen] == list(range(1, 100))
+
+
+def test_with_no_look_ahead_each_item_is_prepared_inline_just_before_it_is_yielded() -> None:
+    threads: list[str] = []
+    started: list[int] = []
+
+    def prepare(i: int) -> int:
+        threads.append(threading.current_thread().name)
+        started.append(i)
+        return -i if i != 1 else _reject()
+
+    def _reject() -> int:
+        raise ImageRejected("not an image")
+
+    gen = prepared(range(3), prepare, ahead=0)
+    first = next(gen)
+    assert (first.item, first.value) == (0, 0) and started == [0]  # nothing prepared ahead
+    rest = list(gen)
+    assert [(p.item, p.value, p.error) for p in rest] == [(1, None, "not an image"), (2, -2, None)]
+    assert set(threads) == {threading.current_thread().name}  # all in the caller's thread
