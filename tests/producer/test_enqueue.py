@@ -34,14 +34,6 @@ def _ids(client: redis.Redis[bytes], queue: str) -> list[int]:
     return [img["id"] for batch in queued_batches(client, queue) for img in batch["images"]]
 
 
-@pytest.fixture
-def client(settings: Settings) -> Iterator[redis.Redis[bytes]]:
-    assert settings.broker_url is not None
-    c: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
-    yield c
-    c.close()
-
-
 def test_pumping_without_blocking_stops_at_a_full_window_and_resumes_without_repeats(
     settings: Settings, engine: Engine, tmp_path: Path, client: redis.Redis[bytes]
 ) -> None:

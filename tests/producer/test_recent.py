@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,6 @@ def _files(folder: Path, n: int) -> dict[str, bytes]:
         (folder / f"img-{i:03d}.png").write_bytes(data)
         out[hashlib.sha256(data).hexdigest()] = data
     return out
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[redis.Redis[bytes]]:
-    assert settings.broker_url is not None
-    c: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
-    yield c
-    c.close()
 
 
 @pytest.fixture
