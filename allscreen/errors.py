@@ -55,6 +55,10 @@ class ModelCrashed(ModelError):
     """Raised when the model process died or hung during a classification."""
 
 
+class ModelRefused(ModelError):
+    """Raised when the model answers a request with an error reply (`success: false`)."""
+
+
 class ModelMismatch(ModelError):
     """Raised when a run is pinned to a model other than the one this device holds."""
 

@@ -174,6 +174,23 @@ def test_a_model_that_dies_on_one_image_fails_only_that_image(
     assert all(s == "done" for p, (s, _) in got.items() if p != "Pro/poison.png")
 
 
+def test_a_model_that_refuses_one_image_fails_only_that_image_with_its_reason(
+    settings: Settings, archive: Path, tmp_path: Path, engine: Engine
+) -> None:
+    _poison(archive / "Early")
+    settings = settings.model_copy(update={"model": REPO / "tests" / "support" / "faulty.eim"})
+    env = {"ALLSCREEN_EIM_FAULT": "refuse", "ALLSCREEN_EIM_PYTHON": sys.executable}
+    with workers(settings, tmp_path, "dev", extra_env=env):
+        submit([archive], settings, run_name="refuse", err=io.StringIO())
+        watch("refuse", settings, err=io.StringIO())
+    got = outcomes(settings)
+    assert got["Early/poison.png"] == (
+        "failed",
+        "the model refused the image: input rejected: (all pixels saturated)",
+    )
+    assert all(s == "done" for p, (s, _) in got.items() if p != "Early/poison.png")
+
+
 def _big_archive(src: Path, dest: Path, copies: int) -> int:
     """Distinct files (a unique trailer after each JPEG's end) from the images in `src`."""
     files = sorted(p for p in src.rglob("*.jpg"))

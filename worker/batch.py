@@ -13,7 +13,7 @@ from typing import NoReturn
 from sqlalchemy import Engine
 
 from allscreen.blobs import BlobStore
-from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch
+from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch, ModelRefused
 from allscreen.files import read_capped
 from allscreen.messages import Batch, ImageItem
 from allscreen.refusals import record_refusal
@@ -220,6 +220,10 @@ def _classify(
     except ModelCrashed as exc:
         row.error, row.attempts = str(exc), settings.model_attempts
         log.error("image %d failed: %s", image_id, exc)
+        return
+    except ModelRefused as exc:  # an answer about this image: the model itself is fine
+        row.error = f"the model refused the image: {exc}"
+        log.error("image %d failed: %s", image_id, row.error)
         return
     row.status, row.label = STATUS_DONE, pred.label
     row.confidence = pred.scores[pred.label]

@@ -9,11 +9,15 @@ that can hang or leak:
 - requests are written with `send()`, which can stall on large JSON: the socket sends it all.
 - `stop()` sends SIGINT and never reaps the child: it is reaped here, with SIGKILL as a last
   resort, and a shared-memory segment left by a killed model is unlinked.
+- replies are read 1 KiB at a time into a growing `bytes` and parsed by counting braces one
+  character at a time in Python (which also misreads a brace inside an error string): here
+  they are read in large chunks and handed to the JSON decoder whole.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -27,13 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from allscreen.errors import ModelCrashed, ModelError
+from allscreen.errors import ModelCrashed, ModelError, ModelRefused
 from allscreen.process import die_with_parent
 from worker.modelfile import check_model_file
 from worker.sdk import load_sdk_image_module
 
 ImageImpulseRunner = load_sdk_image_module().ImageImpulseRunner
 
+_RECV_BYTES = 1 << 16  #: a reply is a few hundred bytes; large ones take few reads
 _EXIT_GRACE_SECONDS = 0.5  #: how long a model whose socket closed gets to finish exiting
 _STOP_GRACE_SECONDS = 2.0  #: how long a model gets to exit after SIGINT before SIGKILL
 
@@ -128,7 +133,7 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
                 f"model {self._model_path} did not answer hello: {exc!r}"
                 + (f" ({tail})" if tail else "")
             ) from exc
-        except Exception as exc:  # the SDK raises bare Exception for an error reply
+        except Exception as exc:  # ModelRefused, or a bare Exception from the SDK
             self.stop()
             raise ModelError(f"model {self._model_path} refused hello: {exc}") from exc
         client.settimeout(self._classify_timeout)
@@ -153,6 +158,36 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
         self.isGrayscale = params["image_channel_count"] == 1
         self.resizeMode = params.get("image_resize_mode", "not-reported")
         return hello
+
+    def send_msg(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return its reply, as the SDK's `send_msg` does (same id and
+        `success` checks), reading and decoding the reply in whole chunks. An error reply
+        raises ModelRefused, where the SDK raises a bare Exception."""
+        client = self._client
+        if client is None:
+            raise Exception("ImpulseRunner is not initialized (call init())")
+        self._ix += 1
+        msg["id"] = self._ix
+        client.sendall(json.dumps(msg).encode("utf-8"))
+        buf = bytearray()
+        while not buf or buf[-1] != 0:  # a reply ends with a NUL byte
+            chunk = client.recv(_RECV_BYTES)
+            if not chunk:
+                raise ConnectionResetError("the model closed its socket")
+            buf += chunk
+        text = buf[:-1].decode("utf-8")
+        start = text.find("{")
+        if start < 0:
+            raise ValueError("No data or corrupted data received")
+        resp, _ = json.JSONDecoder().raw_decode(text, start)
+        if not isinstance(resp, dict):
+            raise ValueError("No data or corrupted data received")
+        if resp.get("id") != self._ix:
+            raise ValueError(f"Wrong id, expected: {self._ix} but got {resp.get('id')}")
+        if not resp.get("success"):
+            raise ModelRefused(str(resp.get("error", "no reason given")))
+        del resp["id"], resp["success"]
+        return resp
 
     @property
     def uses_shm(self) -> bool:

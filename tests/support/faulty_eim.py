@@ -1,8 +1,9 @@
 """A fault-injecting `.eim` for tests: the real reference server, except on a poison image.
 
 The poison is a solid magenta image (every pixel 255, 0, 255). On it the server does what
-ALLSCREEN_EIM_FAULT says: `crash` (exit at once), `hang` (never answer), or `crash-once:PATH`
-(crash only if PATH does not exist yet, creating it, so the restarted model then succeeds).
+ALLSCREEN_EIM_FAULT says: `crash` (exit at once), `hang` (never answer), `refuse` (an error
+reply), or `crash-once:PATH` (crash only if PATH does not exist yet,
+creating it, so the restarted model then succeeds).
 Every other image goes through the real model, over the real protocol.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from model import eim_server
+from model.eim_protocol import RequestError
 
 _real_classify = eim_server.OnnxClassifier.classify
 
@@ -38,6 +40,8 @@ def classify(self: Any, pixels: Any) -> Any:
             os._exit(3)
         if fault == "hang":
             time.sleep(3600)
+        if fault == "refuse":
+            raise RequestError("input rejected: (all pixels saturated)")
         if fault.startswith("crash-once:"):
             marker = Path(fault.split(":", 1)[1])
             if not marker.exists():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from allscreen.errors import ModelCrashed, ModelError
+from allscreen.errors import ModelCrashed, ModelError, ModelRefused
 from worker.runner import GuardedImageRunner
 from worker.session import ModelSession
 
@@ -139,3 +141,42 @@ def test_a_model_that_always_dies_on_an_image_fails_it_with_the_reason(
             session.classify(session.features(MAGENTA))
     finally:
         session.close()
+
+
+def test_an_error_reply_is_model_refused_with_its_reason_and_the_model_keeps_running(
+    faulty_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLSCREEN_EIM_FAULT", "refuse")
+    session = _session(FAULTY)
+    try:
+        pred = session.classify(session.features(GREY))
+        runner = session._runner
+        assert isinstance(runner, GuardedImageRunner)
+        pid = runner.pid
+        with pytest.raises(ModelRefused, match=r"input rejected: .all pixels saturated.$"):
+            session.classify(session.features(MAGENTA))
+        again = session.classify(session.features(GREY))
+        assert session._runner is runner and runner.pid == pid  # not restarted
+        assert again.scores == pred.scores and again.attempts == 1
+    finally:
+        session.close()
+
+
+def test_a_reply_whose_error_holds_braces_is_read_whole(tmp_path: Path) -> None:
+    # The reference runner never puts braces in an error, but another .eim may: the SDK's
+    # brace-counting parser would stop inside the string. A peer on a socket pair sends one.
+    runner = GuardedImageRunner(str(REFERENCE), start_timeout=1, timeout=1)
+    ours, model_end = socket.socketpair()
+    runner._client = ours
+    try:
+        reply = b'{"id": 1, "success": false, "error": "bad input {x} at }{"}\n\x00'
+        model_end.sendall(reply)
+        with pytest.raises(ModelRefused, match=r"^bad input \{x\} at \}\{$"):
+            runner.send_msg({"classify": [1]})
+        assert json.loads(model_end.recv(1024)) == {"classify": [1], "id": 1}
+        model_end.shutdown(socket.SHUT_WR)  # the model hangs up before it answers
+        with pytest.raises(ConnectionResetError, match="closed its socket"):
+            runner.send_msg({"classify": [1]})
+        model_end.close()
+    finally:
+        ours.close()
