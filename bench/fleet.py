@@ -28,7 +28,7 @@ from allscreen.settings import Settings
 from bench.common import DATA, images, machine, median, model_session, replicate, start_worker
 from producer.queries import device_stats
 from producer.submit import submit, watch
-from worker.decode import decode_image
+from worker.decode import decode_bgr
 
 #: How the runner emulates a slow device: each inference takes at least the time (latency), or
 #: the time is added to the network's own (delay).
@@ -91,7 +91,7 @@ def device_alone(delay_ms: float, count: int = 300, emulation: str = "latency") 
     try:
         session = model_session()
         feats = [
-            session.features(decode_image(p.read_bytes(), max_bytes=1 << 25, max_pixels=1 << 25))
+            session.features_bgr(decode_bgr(p.read_bytes(), max_bytes=1 << 25, max_pixels=1 << 25))
             for p in images(count)
         ]
         t0 = time.perf_counter()

@@ -38,7 +38,7 @@ from producer.enqueue import Enqueuer, Publisher
 from producer.recent import RecentBytes
 from producer.register import get_or_create_run, hash_file, register
 from producer.submit import _celery_app
-from worker.decode import decode_image
+from worker.decode import decode_bgr
 from worker.store import begin_batch
 
 BATCH = 128
@@ -214,8 +214,8 @@ def raw_loop(datas: list[bytes], out: dict[str, list[float]], n: int) -> None:
     m0 = _cpu(pid)
     with _clock(out.setdefault("raw loop: decode + features + SDK (client)", []), n):
         for d in datas:
-            rgb = decode_image(d, max_bytes=1 << 25, max_pixels=1 << 25)
-            session.classify(session.features(rgb))
+            bgr = decode_bgr(d, max_bytes=1 << 25, max_pixels=1 << 25)
+            session.classify(session.features_bgr(bgr))
     out.setdefault("raw loop: model process", []).append((_cpu(pid) - m0) * 1000 / n)
     session.close()
 

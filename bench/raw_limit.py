@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from bench.common import images, machine, median, model_session
-from worker.decode import decode_image
+from worker.decode import decode_bgr
 
 
 def _loop(paths: list[Path], start: mp.synchronize.Barrier, out: mp.Queue[float]) -> None:
@@ -21,8 +21,8 @@ def _loop(paths: list[Path], start: mp.synchronize.Barrier, out: mp.Queue[float]
     _ = session.info  # start the model before the clock starts
     start.wait()
     for data in datas:
-        rgb = decode_image(data, max_bytes=1 << 25, max_pixels=40_000_000)
-        session.classify(session.features(rgb))
+        bgr = decode_bgr(data, max_bytes=1 << 25, max_pixels=40_000_000)
+        session.classify(session.features_bgr(bgr))
     out.put(time.perf_counter())
     session.close()
 

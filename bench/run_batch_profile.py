@@ -24,7 +24,7 @@ from bench.common import DATA, machine, model_session
 from producer.archive import scan
 from producer.register import get_or_create_run, register
 from worker.batch import run_batch
-from worker.decode import decode_image
+from worker.decode import decode_bgr
 
 
 def main() -> None:
@@ -47,8 +47,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for it in items:
         assert it.data is not None
-        rgb = decode_image(it.data, max_bytes=1 << 25, max_pixels=40_000_000)
-        session.classify(session.features(rgb))
+        bgr = decode_bgr(it.data, max_bytes=1 << 25, max_pixels=40_000_000)
+        session.classify(session.features_bgr(bgr))
     raw = len(items) / (time.perf_counter() - t0)
     batches = [
         Batch(run_id, time.time(), tuple(items[i : i + 32])) for i in range(0, len(items), 32)

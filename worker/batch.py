@@ -21,7 +21,7 @@ from allscreen.results import ResultRow, upsert_results
 from allscreen.retry import with_db_retry
 from allscreen.schema import STATUS_DONE, STATUS_FAILED
 from allscreen.settings import Settings
-from worker.decode import decode_image
+from worker.decode import decode_bgr
 from worker.features import Features
 from worker.prefetch import prepared
 from worker.session import ModelSession
@@ -201,10 +201,8 @@ def _features(
         data = reader(item.path, settings.max_image_bytes)
         if hashlib.sha256(data).hexdigest() != item.sha256:
             raise ImageRejected("file changed since it was registered (sha256 differs)")
-    rgb = decode_image(
-        data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
-    )
-    return session.features(rgb)
+    bgr = decode_bgr(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    return session.features_bgr(bgr)
 
 
 def _classify(

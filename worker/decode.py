@@ -20,14 +20,38 @@ ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF"})
 Image.MAX_IMAGE_PIXELS = None
 
 RGBImage = npt.NDArray[np.uint8]
+BGRImage = npt.NDArray[np.uint8]
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> RGBImage:
     """Decode `data` to an RGB uint8 array (H, W, 3), or raise ImageRejected with the reason.
 
+    See `decode_bgr`; this adds the conversion to RGB.
+    """
+    bgr = decode_bgr(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    return cast(RGBImage, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+
+
+def truncated_jpeg(data: bytes) -> bool:
+    """Whether JPEG `data` lacks an end-of-image marker after its last start-of-scan.
+
+    libjpeg fills a truncated scan with grey and succeeds, so this is checked first. The marker
+    must follow the last scan, not end the file: cameras may append bytes after it, and
+    entropy-coded data never holds FFDA or FFD9. Searching back from the end for the last FFD9,
+    then forward for a scan after it, reads only the file's tail (searching for the last scan
+    first read the whole file twice).
+    """
+    eoi = data.rfind(b"\xff\xd9")
+    return eoi < 0 or data.find(b"\xff\xda", eoi) >= 0
+
+
+def decode_bgr(data: bytes, *, max_bytes: int, max_pixels: int) -> BGRImage:
+    """Decode `data` to a BGR uint8 array (H, W, 3), OpenCV's own order, or raise
+    ImageRejected with the reason.
+
     The header is read first (Pillow reads it without decoding pixels), so a file that declares
     a huge size is refused before any memory is spent on it. Grey, RGBA, 16-bit and CMYK images
-    are converted to 8-bit RGB by OpenCV.
+    are converted to 8-bit colour by OpenCV.
     """
     if not data:
         raise ImageRejected("empty file (0 bytes)")
@@ -49,12 +73,9 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> RGBImage:
         raise ImageRejected(
             f"image declares {width}x{height} pixels, over the {max_pixels}-pixel limit"
         )
-    if fmt in {"JPEG", "MPO"} and data.find(b"\xff\xd9", data.rfind(b"\xff\xda")) < 0:
-        # libjpeg fills a truncated scan with grey and succeeds; refuse rather than guess. The
-        # end-of-image marker must follow the last start-of-scan, not end the file: cameras may
-        # append bytes after it, and entropy-coded data never holds FFDA or FFD9.
+    if fmt in {"JPEG", "MPO"} and truncated_jpeg(data):
         raise ImageRejected("truncated JPEG (no end-of-image marker)")
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageRejected(f"{fmt} data is corrupt and could not be decoded")
-    return cast(RGBImage, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return cast(BGRImage, bgr)

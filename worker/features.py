@@ -65,11 +65,29 @@ def features_from_rgb(
     img: npt.NDArray[np.uint8], *, mode: str, width: int, height: int, grayscale: bool
 ) -> Features:
     """Packed-pixel features (R<<16 | G<<8 | B per pixel) as float32, exact below 2**24."""
+    return _packed(img, red=0, mode=mode, width=width, height=height, grayscale=grayscale)
+
+
+def features_from_bgr(
+    img: npt.NDArray[np.uint8], *, mode: str, width: int, height: int, grayscale: bool
+) -> Features:
+    """`features_from_rgb` of the same image given in OpenCV's BGR order, equal to the last
+    bit: resizing treats channels alone, so the full-size image needs no conversion to RGB."""
+    return _packed(img, red=2, mode=mode, width=width, height=height, grayscale=grayscale)
+
+
+def _packed(
+    img: npt.NDArray[np.uint8], *, red: int, mode: str, width: int, height: int, grayscale: bool
+) -> Features:
     resized = resize_for_model(img, mode, width, height)
     if grayscale:
-        grey = np.asarray(cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY), dtype=np.uint32)
+        # The RGB path converts with BGR2GRAY (the SDK's call, weights swapped on RGB data):
+        # RGB2GRAY on BGR data gives the same weights to the same colours.
+        code = cv2.COLOR_BGR2GRAY if red == 0 else cv2.COLOR_RGB2GRAY
+        grey = np.asarray(cv2.cvtColor(resized, code), dtype=np.uint32)
         packed = grey * np.uint32(0x010101)
     else:
         px = resized.astype(np.uint32)
-        packed = (px[..., 0] << np.uint32(16)) | (px[..., 1] << np.uint32(8)) | px[..., 2]
+        blue = 2 - red
+        packed = (px[..., red] << np.uint32(16)) | (px[..., 1] << np.uint32(8)) | px[..., blue]
     return packed.reshape(-1).astype(np.float32)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from allscreen.errors import ModelCrashed, ModelError
-from worker.features import Features, features_from_rgb
+from worker.features import Features, features_from_bgr, features_from_rgb
 from worker.modelfile import file_sha256
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,16 @@ class ModelSession:
 
     def features(self, rgb: np.ndarray[Any, Any]) -> Features:
         """Features for an RGB image in this model's input format."""
+        return self._features(features_from_rgb, rgb)
+
+    def features_bgr(self, bgr: np.ndarray[Any, Any]) -> Features:
+        """`features` of an image in OpenCV's BGR order (`worker.decode.decode_bgr`)."""
+        return self._features(features_from_bgr, bgr)
+
+    def _features(self, compute: Callable[..., Features], img: np.ndarray[Any, Any]) -> Features:
         info = self.info
-        return features_from_rgb(
-            rgb,
+        return compute(
+            img,
             mode=info.resize_mode,
             width=info.width,
             height=info.height,

@@ -1,4 +1,5 @@
-"""`features_from_rgb` against the Edge Impulse SDK: the same features, value for value."""
+"""`features_from_rgb` against the Edge Impulse SDK: the same features, value for value; and
+`features_from_bgr` (what the worker uses, skipping a conversion) equal to both."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from edge_impulse_linux.image import get_features_from_image_with_studio_mode
 
 from tests.support.images import DATA, split_rows
-from worker.features import Features, features_from_rgb
+from worker.features import Features, features_from_bgr, features_from_rgb
 
 MODES = ("squash", "fit-shortest", "fit-longest")
 REAL_IMAGES = 50  #: test-split images compared per mode: every class, a few seconds in all
@@ -36,8 +37,12 @@ def sdk_features(img: Pixels, mode: str, width: int, height: int, grayscale: boo
 
 
 def assert_same_features(img: Pixels, mode: str, width: int, height: int, grayscale: bool) -> None:
-    """`features_from_rgb` equals the SDK exactly and holds exact integers below 2**24."""
+    """`features_from_rgb` equals the SDK exactly and holds exact integers below 2**24, and
+    `features_from_bgr` of the same image in BGR order equals it bit for bit."""
     ours = features_from_rgb(img, mode=mode, width=width, height=height, grayscale=grayscale)
+    bgr = np.ascontiguousarray(img[..., ::-1])
+    from_bgr = features_from_bgr(bgr, mode=mode, width=width, height=height, grayscale=grayscale)
+    assert from_bgr.dtype == np.float32 and np.array_equal(from_bgr, ours)
     assert ours.dtype == np.float32
     assert ours.shape == (width * height,)
     assert np.array_equal(ours, np.trunc(ours))
