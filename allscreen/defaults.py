@@ -53,6 +53,7 @@ DEFAULT_BLOB_TTL = 7 * 24 * 3600.0
 #: CPU shared by the model and the worker it only adds thread hand-offs.
 DEFAULT_PREFETCH = 2
 
-#: Bytes of just-registered files `submit` keeps for its enqueuer (producer/recent.py), so a
-#: file is read and hashed once: a register chunk of 500 typical 24 KB images is 12 MB.
-DEFAULT_RECENT_BYTES = 32 * 1024 * 1024
+#: Memory for just-registered files' bytes that `submit` keeps for its enqueuer
+#: (producer/recent.py), so a file is read and hashed once: a register chunk of 500 typical
+#: 24 KB images is 12 MB.
+DEFAULT_RECENT_BYTES = 16 * 1024 * 1024

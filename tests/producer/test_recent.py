@@ -19,7 +19,7 @@ from allscreen.files import read_capped
 from allscreen.settings import Settings
 from producer.archive import scan
 from producer.enqueue import Enqueuer, Publisher
-from producer.recent import RecentBytes
+from producer.recent import ENTRY_OVERHEAD, RecentBytes
 from producer.register import get_or_create_run, register
 from producer.submit import _celery_app, submit
 from tests.support.queue import queued_batches
@@ -90,7 +90,7 @@ def test_past_the_budget_files_are_read_again_and_verified(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     files = _files(tmp_path / "b", 20)  # 17 bytes each
-    budget = 17 * 5
+    budget = (17 + ENTRY_OVERHEAD) * 5
     monkeypatch.setattr(producer.submit, "RecentBytes", lambda: RecentBytes(budget))
     settings = settings.model_copy(update={"max_queued_batches": 100})
     done = submit([tmp_path / "b"], settings, run_name="budget", err=io.StringIO())
@@ -100,14 +100,14 @@ def test_past_the_budget_files_are_read_again_and_verified(
 
 
 def test_recent_bytes_hold_at_most_the_budget_and_give_each_file_once() -> None:
-    recent = RecentBytes(budget=10)
+    recent = RecentBytes(budget=2 * ENTRY_OVERHEAD + 10)
     recent.keep("a", b"123456")
-    recent.keep("b", b"12345")  # would exceed 10: not kept
+    recent.keep("b", b"12345")  # would exceed the budget: not kept
     recent.keep("a", b"123456")  # already held: counted once
-    assert recent.size == 6
+    assert recent.size == ENTRY_OVERHEAD + 6
     assert recent.take("b") is None
     assert recent.take("a") == b"123456" and recent.take("a") is None
     recent.keep("b", b"12345")
-    assert recent.size == 5
+    assert recent.size == ENTRY_OVERHEAD + 5
     recent.clear()
     assert recent.size == 0 and recent.take("b") is None
