@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import redis
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
@@ -222,9 +223,27 @@ def test_a_producer_interrupted_during_submission_completes_on_resubmit(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(4)  # no worker yet: the producer is blocked on its window of 2 batches
+    assert settings.broker_url is not None
+    client: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
+    try:  # no worker yet: the producer fills its window of 2 batches, then waits for room
+        wait_until(lambda: client.llen(settings.queue) >= 2, 60, "the producer's window to fill")
+    finally:
+        client.close()
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # say where it hangs, then stop it
+        stack = subprocess.run(
+            [str(Path(sys.executable).with_name("py-spy")), "dump", "--pid", str(proc.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        proc.kill()
+        proc.communicate()
+        hung = f"submit ignored SIGINT for 30 s; its stack:\n{stack.stdout}"
+        raise AssertionError(hung) from None
     assert proc.returncode == 130, err
     assert "interrupted; the run is saved" in err and "Traceback" not in err
     with workers(settings, tmp_path, "dev", concurrency=2):
