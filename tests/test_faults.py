@@ -205,6 +205,10 @@ def _big_archive(src: Path, dest: Path, copies: int) -> int:
     return n
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_producer_interrupted_during_submission_completes_on_resubmit(
     settings: Settings, archive: Path, tmp_path: Path, engine: Engine
 ) -> None:
@@ -222,6 +226,9 @@ def test_a_producer_interrupted_during_submission_completes_on_resubmit(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started in the background by a non-interactive shell
+        # inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
+        preexec_fn=_default_sigint,
     )
     assert settings.broker_url is not None
     client: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
