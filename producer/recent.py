@@ -5,8 +5,8 @@ enqueuer read every file a second time and hashed it again to check it had not c
 registration (BENCHMARKS.md, section 2). Kept bytes are the registered content by construction
 (they are what was hashed), so they need no second check. The store holds at most `budget`
 bytes, each entry's overhead counted; once full it keeps nothing more until the enqueuer takes
-some, and the enqueuer reads and verifies those files as
-before, so memory stays bounded however far the scan runs ahead of the broker's window.
+some, and the enqueuer reads and verifies the files it did not keep as before, so memory stays
+bounded however far the scan runs ahead of the broker's window.
 """
 
 from __future__ import annotations

@@ -53,13 +53,12 @@ _READ_CHUNK = 1 << 20
 
 def hash_file(location: bytes, keep: RecentBytes | None = None) -> tuple[str, int]:
     """sha256 and size of a file, read in chunks; a file of one chunk goes to `keep`."""
-    digest = hashlib.sha256()
-    size = 0
-    first = b""
     with open(location, "rb") as fh:
+        first = fh.read(_READ_CHUNK)
+        digest = hashlib.sha256(first)
+        size = len(first)
         for chunk in iter(lambda: fh.read(_READ_CHUNK), b""):
             digest.update(chunk)
-            first = chunk if size == 0 else b""
             size += len(chunk)
     sha = digest.hexdigest()
     if keep is not None and first and len(first) == size:

@@ -6,12 +6,12 @@ that can hang or leak:
 - `init()` loops forever if the model exits before creating its socket: start-up here watches
   the process and a deadline, and reports the model's own stderr.
 - `classify()` has no socket timeout when shared memory is in use: a timeout is always set.
-- requests are written with `send()`, which can stall on large JSON: the socket sends it all.
+- `send_msg()` writes requests with `send()`, which can stall on large JSON, and reads replies
+  1 KiB at a time into a growing `bytes`, parsed by counting braces one character at a time in
+  Python (which also misreads a brace inside an error string): here requests go out with
+  `sendall()` and replies are read in large chunks and handed to the JSON decoder whole.
 - `stop()` sends SIGINT and never reaps the child: it is reaped here, with SIGKILL as a last
   resort, and a shared-memory segment left by a killed model is unlinked.
-- replies are read 1 KiB at a time into a growing `bytes` and parsed by counting braces one
-  character at a time in Python (which also misreads a brace inside an error string): here
-  they are read in large chunks and handed to the JSON decoder whole.
 """
 
 from __future__ import annotations
@@ -41,14 +41,6 @@ ImageImpulseRunner = load_sdk_image_module().ImageImpulseRunner
 _RECV_BYTES = 1 << 16  #: a reply is a few hundred bytes; large ones take few reads
 _EXIT_GRACE_SECONDS = 0.5  #: how long a model whose socket closed gets to finish exiting
 _STOP_GRACE_SECONDS = 2.0  #: how long a model gets to exit after SIGINT before SIGKILL
-
-
-class _SendAllSocket(socket.socket):
-    """A socket whose `send` writes everything, since the SDK ignores partial sends."""
-
-    def send(self, data: Any, flags: int = 0) -> int:
-        self.sendall(data, flags)
-        return len(data)
 
 
 class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
@@ -118,7 +110,7 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
         return self._connect_and_hello(sock_path, deadline)
 
     def _connect_and_hello(self, sock_path: str, deadline: float) -> dict[str, Any]:
-        client = _SendAllSocket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.settimeout(max(0.1, deadline - time.monotonic()))
         try:
             client.connect(sock_path)
