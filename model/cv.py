@@ -17,7 +17,11 @@ Usage (from the repository root; every training option of :mod:`model.train` app
     .venv/bin/python -m model.cv --folds 4 --name baseline [--epochs 40] [--norm image] ...
 
 The out-of-fold figures are printed and written as JSON to the git-ignored
-``model/.train-cache/cv-<name>.json``.
+``model/.train-cache/cv-<name>.json``, and the out-of-fold probabilities to
+``cv-<name>.npz``. ``--combine RUN [RUN ...]`` scores the ensemble of finished runs (the
+mean of their out-of-fold softmax) without training::
+
+    .venv/bin/python -m model.cv --name B0+B1 --combine B0 B1
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from model.train import (
     load_arrays,
     parse_args,
     predict_probs,
+    resolve_data_dir,
     start_run,
     to_tensor,
     train_member,
@@ -93,10 +98,11 @@ def assign_folds(labels: Sequence[str], groups: Sequence[str], k: int, seed: int
 
 def run_cv(
     cfg: Config, data_dir: Path, k: int, fold_seed: int = 0
-) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
+) -> tuple[dict[str, Any], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold.
 
-    Returns the pooled out-of-fold metrics and the out-of-fold probabilities ``[N, 4]``.
+    Returns the pooled out-of-fold metrics, the out-of-fold probabilities ``[N, 4]`` and
+    the fold of every image.
     """
     data = load_arrays(data_dir, cfg.size)
     x_all = np.concatenate([data[s].x for s in POOLED])
@@ -131,6 +137,16 @@ def run_cv(
             }
         )
         print(f"fold {fold}: {errors} errors of {int(te.sum())}", flush=True)
+    return score(oof, y_all, rows, per_fold), oof, folds
+
+
+def score(
+    oof: npt.NDArray[np.float32],
+    y_all: npt.NDArray[np.int64],
+    rows: Sequence[dict[str, str]],
+    per_fold: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Pooled out-of-fold metrics of the probabilities ``oof`` against the labels ``y_all``."""
     pred = oof.argmax(1)
     cm = confusion_matrix(y_all.tolist(), pred.tolist())
     result = metrics_from_confusion(cm)
@@ -143,12 +159,35 @@ def run_cv(
             "oof_nll": float(nll),
             "folds": per_fold,
             "wrong": [
-                {"file": rows[i]["file"], "predicted": LABELS[int(pred[i])]}
+                {"file": rows[int(i)]["file"], "predicted": LABELS[int(pred[i])]}
                 for i in np.flatnonzero(pred != y_all)
             ],
         }
     )
-    return result, oof
+    return result
+
+
+def combine(names: Sequence[str], data_dir: Path) -> dict[str, Any]:
+    """Score the ensemble of finished CV runs ``names``: their mean out-of-fold softmax.
+
+    Every run must have used the same folds (``--folds`` and ``--fold-seed``); each one's
+    ``cv-<name>.npz`` holds its probabilities, labels and folds.
+    """
+    saved = [np.load(CACHE_DIR / f"cv-{name}.npz") for name in names]
+    y_all, folds = saved[0]["y"], saved[0]["folds"]
+    for s in saved[1:]:
+        if not (np.array_equal(s["y"], y_all) and np.array_equal(s["folds"], folds)):
+            raise ValueError("the runs do not share the same images and folds")
+    oof = np.mean([s["oof"] for s in saved], axis=0).astype(np.float32)
+    per_fold = [
+        {
+            "fold": int(f),
+            "n": int((folds == f).sum()),
+            "errors": int((oof[folds == f].argmax(1) != y_all[folds == f]).sum()),
+        }
+        for f in np.unique(folds)
+    ]
+    return score(oof, y_all, pooled_rows(data_dir), per_fold)
 
 
 def format_cv(name: str, result: dict[str, Any]) -> str:
@@ -172,20 +211,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--folds", type=int, default=4)
     p.add_argument("--fold-seed", type=int, default=0, help="seed of the group-to-fold deal")
     p.add_argument("--name", required=True, help="candidate name (JSON file name)")
+    p.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="RUN",
+        help="score the mean softmax of these finished runs instead of training",
+    )
     own, rest = p.parse_known_args(argv)
     args = parse_args(rest)
+    if own.combine:
+        result = combine(own.combine, resolve_data_dir(args.data))
+        result["combined"] = own.combine
+        print(format_cv(own.name, result), flush=True)
+        (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
+        return 0
     # Each fold trains one network and evaluates it as trained: no ensembles, no TTA.
     cfg = replace(config_from_args(args), members=1, tta=False, distill=False)
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
-    result, _ = run_cv(cfg, data_dir, own.folds, own.fold_seed)
+    result, oof, folds = run_cv(cfg, data_dir, own.folds, own.fold_seed)
     result["config"] = cfg.__dict__
     result["seconds"] = time.perf_counter() - t_start
     print(format_cv(own.name, result), flush=True)
     print(f"total wall time {result['seconds']:.1f}s")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
+    y_all = np.concatenate([load_arrays(data_dir, cfg.size)[s].y for s in POOLED])
+    np.savez(CACHE_DIR / f"cv-{own.name}.npz", oof=oof, y=y_all, folds=folds)
     return 0
 
 
