@@ -16,6 +16,8 @@ added to every inference, to emulate a slower device), ``--latency-ms`` /
 included: a device whose model takes that long), ``--accept-timeout-s`` /
 ``ALLSCREEN_EIM_ACCEPT_TIMEOUT_S`` and ``--max-request-bytes`` /
 ``ALLSCREEN_EIM_MAX_REQUEST_BYTES``. ``--print-info`` prints the ``hello`` reply and exits.
+``--weights-sha256`` (given by the launcher, see ``model/pin.py``) is the sha256 the default
+weights must have; weights named by ``--onnx`` or ``ALLSCREEN_EIM_ONNX`` are not checked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import select
@@ -77,6 +80,7 @@ class ServerConfig:
     accept_timeout_s: float = DEFAULT_ACCEPT_TIMEOUT_S
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     print_info: bool = False
+    weights_sha256: str = ""  #: what the default weights must hash to ('' = unchecked)
 
 
 _NUMERIC_OPTIONS = (  # (option, variable, type, default, smallest allowed)
@@ -104,6 +108,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Serve
     parser.add_argument("--accept-timeout-s", help="(ALLSCREEN_EIM_ACCEPT_TIMEOUT_S)")
     parser.add_argument("--max-request-bytes", help="(ALLSCREEN_EIM_MAX_REQUEST_BYTES)")
     parser.add_argument("--print-info", action="store_true", help="print the hello reply")
+    parser.add_argument("--weights-sha256", default="", help="pin of the default weights")
     args = parser.parse_args(argv)
     if args.socket_path is None and not args.print_info:
         parser.error("SOCKET_PATH is required")
@@ -126,6 +131,7 @@ def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Serve
         socket_path=args.socket_path or "",
         onnx_path=Path(onnx),
         print_info=args.print_info,
+        weights_sha256=args.weights_sha256,
         **values,
     )
     return config, ("bad configuration: " + "; ".join(errors) if errors else "")
@@ -354,8 +360,26 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+def weights_mismatch(config: ServerConfig) -> str:
+    """Why the default weights cannot be served under the launcher's pin ('' if they can)."""
+    path = config.onnx_path
+    if not config.weights_sha256 or path.resolve() != DEFAULT_ONNX or not path.is_file():
+        return ""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest == config.weights_sha256:
+        return ""
+    return (
+        f"weights {path} (sha256 {digest[:12]}) are not the ones the launcher pins "
+        f"({config.weights_sha256[:12]}); if they were retrained on purpose, run "
+        "`python -m model.pin` so that the model's identity changes with them"
+    )
+
+
 def load_classifier(config: ServerConfig) -> tuple[OnnxClassifier | None, str]:
     """Load the model; on failure return the reason, which ``hello`` will then report."""
+    mismatch = weights_mismatch(config)
+    if mismatch:
+        return None, mismatch
     try:
         return OnnxClassifier(
             config.onnx_path, delay_ms=config.delay_ms, latency_ms=config.latency_ms

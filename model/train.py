@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from model import pin
 from model.evaluate import (
     INPUT_SIZE,
     LABELS,
@@ -671,6 +672,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 1024:.1f} KiB) after {train_seconds:.1f}s training")
+    if args.out.resolve() == pin.WEIGHTS:  # new default weights: a new model identity
+        print(f"{pin.LAUNCHER.name} now pins sha256 {pin.pin()}")
     # Check the export against torch on val, then report test via onnxruntime.
     with torch.no_grad():
         ref = model(to_tensor(data["val"].x[:16])).numpy()
