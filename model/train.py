@@ -217,6 +217,9 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
 # --------------------------------------------------------------------------------------
 
 
+NORMS = ("dataset", "image", "both", "stats")  #: input normalisations (see TinyCNN)
+
+
 def conv_bn(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """3x3 convolution, batch norm, ReLU."""
     return nn.Sequential(
@@ -234,7 +237,10 @@ class TinyCNN(nn.Module):
     a linear classifier follow. ``norm="dataset"`` standardises the input with the fixed
     per-channel ``mean``/``std`` of the training set; ``norm="image"`` standardises every
     image by its own per-channel mean and standard deviation (a stain/colour normalisation
-    that removes each image's colour cast and contrast).
+    that removes each image's colour cast and contrast). ``norm="both"`` feeds both views as
+    six input channels; ``norm="stats"`` convolves the per-image standardised view and gives
+    the classifier that image's six statistics (channel means and standard deviations, in
+    units of the training set's) beside the pooled features.
     """
 
     mean: torch.Tensor
@@ -245,13 +251,13 @@ class TinyCNN(nn.Module):
     ) -> None:
         """Build the network; ``mean``/``std`` are per-channel input statistics."""
         super().__init__()
-        if norm not in ("dataset", "image"):
+        if norm not in NORMS:
             raise ValueError(f"bad norm {norm!r}")
         self.norm = norm
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         layers: list[nn.Module] = []
-        cin = 3
+        cin = 6 if norm == "both" else 3
         for tok in arch.split(","):
             if tok == "p":
                 layers.append(nn.MaxPool2d(2))
@@ -262,19 +268,29 @@ class TinyCNN(nn.Module):
             else:
                 raise ValueError(f"bad layer {tok!r} in arch {arch!r}")
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(cin, len(LABELS)))
+        extra = 6 if norm == "stats" else 0
+        self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(cin + extra, len(LABELS)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[N, 4]`` for an NCHW batch in 0..1."""
+        if self.norm == "dataset":
+            return self.classify(self.features((x - self.mean) / self.std))
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        sd = (x - mu).pow(2).mean(dim=(2, 3), keepdim=True).add(1e-4).sqrt()
+        standardised = (x - mu) / sd
+        if self.norm == "both":
+            return self.classify(
+                self.features(torch.cat([(x - self.mean) / self.std, standardised], dim=1))
+            )
+        pooled = self.features(standardised)
         if self.norm == "image":
-            mu = x.mean(dim=(2, 3), keepdim=True)
-            sd = (x - mu).pow(2).mean(dim=(2, 3), keepdim=True).add(1e-4).sqrt()
-            x = (x - mu) / sd
-        else:
-            x = (x - self.mean) / self.std
-        x = self.features(x)
-        x = x.mean(dim=(2, 3))
-        return self.head(x)
+            return self.classify(pooled)
+        stats = torch.cat([(mu - self.mean) / self.std, sd / self.std], dim=1).flatten(1)
+        return self.classify(pooled, stats)
+
+    def classify(self, maps: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """Global average pool of the feature ``maps`` (plus any ``extra`` features), logits."""
+        return self.head(torch.cat([maps.mean(dim=(2, 3)), *extra], dim=1))
 
 
 def arch_macs(arch: str, size: int) -> int:
@@ -587,8 +603,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--norm",
         default=d.norm,
-        choices=["dataset", "image"],
-        help="input standardisation: fixed train statistics, or each image's own",
+        choices=NORMS,
+        help="input standardisation: fixed train statistics, each image's own, both as six "
+        "channels, or each image's own plus its statistics to the classifier (stats)",
     )
     p.add_argument("--jitter", type=float, default=d.jitter, help="colour jitter strength")
     p.add_argument(
