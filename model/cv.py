@@ -222,8 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if own.combine:
         result = combine(own.combine, resolve_data_dir(args.data))
         result["combined"] = own.combine
-        print(format_cv(own.name, result), flush=True)
         (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
+        print(format_cv(own.name, result), flush=True)
         return 0
     # Each fold trains one network and evaluates it as trained: no ensembles, no TTA.
     cfg = replace(config_from_args(args), members=1, tta=False, distill=False)
