@@ -313,11 +313,6 @@ def test_the_emulated_device_delay_is_added_to_every_inference(
     assert res["timing"]["classification"] >= 40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the committed model reaches 99.59% on test (485/487) with Benign recall 97.33%; the "
-    "target is 99.5% and 99% per class (issue 3 stays open). strict: passes as soon as it holds",
-)
 def test_the_served_model_classifies_the_test_split_accurately(
     start_runner: Callable[..., Started],
 ) -> None:
