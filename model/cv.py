@@ -32,7 +32,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +96,39 @@ def assign_folds(labels: Sequence[str], groups: Sequence[str], k: int, seed: int
     return [fold_of_group[g] for g in groups]
 
 
-def run_cv(
-    cfg: Config, data_dir: Path, k: int, fold_seed: int = 0
-) -> tuple[dict[str, Any], npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold.
+@dataclass(frozen=True)
+class OutOfFold:
+    """A CV run's out-of-fold softmax ``probs`` ``[N, 4]``, with each image's label and fold."""
 
-    Returns the pooled out-of-fold metrics, the out-of-fold probabilities ``[N, 4]`` and
-    the fold of every image.
-    """
+    probs: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int64]
+    folds: npt.NDArray[np.int64]
+
+    def save(self, name: str) -> None:
+        """Write ``cv-<name>.npz`` in the training cache."""
+        np.savez(CACHE_DIR / f"cv-{name}.npz", oof=self.probs, y=self.labels, folds=self.folds)
+
+    @classmethod
+    def load(cls, name: str) -> OutOfFold:
+        """Read what :meth:`save` wrote for run ``name``."""
+        saved = np.load(CACHE_DIR / f"cv-{name}.npz")
+        return cls(probs=saved["oof"], labels=saved["y"], folds=saved["folds"])
+
+    def fold_errors(self) -> list[dict[str, int]]:
+        """Images and errors of every fold."""
+        wrong = self.probs.argmax(1) != self.labels
+        return [
+            {
+                "fold": int(f),
+                "n": int((self.folds == f).sum()),
+                "errors": int(wrong[self.folds == f].sum()),
+            }
+            for f in np.unique(self.folds)
+        ]
+
+
+def run_cv(cfg: Config, data_dir: Path, k: int, fold_seed: int = 0) -> OutOfFold:
+    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold."""
     data = load_arrays(data_dir, cfg.size)
     x_all = np.concatenate([data[s].x for s in POOLED])
     y_all = np.concatenate([data[s].y for s in POOLED])
@@ -115,7 +140,6 @@ def run_cv(
         raise ValueError("split.csv labels do not match the cached arrays")
     folds = np.array(assign_folds(labels, [r["group"] for r in rows], k, fold_seed))
     oof = np.zeros((len(y_all), len(LABELS)), dtype=np.float32)
-    per_fold: list[dict[str, Any]] = []
     for fold in range(k):
         t0 = time.perf_counter()
         tr, te = folds != fold, folds == fold
@@ -125,69 +149,51 @@ def run_cv(
         del xf
         fold_data = {"train": Arrays(x=x_all[tr], y=y_all[tr])}
         net, _ = train_member(cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False)
-        probs = predict_probs(net, to_tensor(x_all[te]), tta=False).numpy()
-        oof[te] = probs
-        errors = int((probs.argmax(1) != y_all[te]).sum())
-        per_fold.append(
-            {
-                "fold": fold,
-                "n": int(te.sum()),
-                "errors": errors,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        print(f"fold {fold}: {errors} errors of {int(te.sum())}", flush=True)
-    return score(oof, y_all, rows, per_fold), oof, folds
+        oof[te] = predict_probs(net, to_tensor(x_all[te]), tta=False).numpy()
+        errors = int((oof[te].argmax(1) != y_all[te]).sum())
+        seconds = time.perf_counter() - t0
+        print(f"fold {fold}: {errors} errors of {int(te.sum())} ({seconds:.0f} s)", flush=True)
+    return OutOfFold(probs=oof, labels=y_all, folds=folds)
 
 
-def score(
-    oof: npt.NDArray[np.float32],
-    y_all: npt.NDArray[np.int64],
-    rows: Sequence[dict[str, str]],
-    per_fold: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """Pooled out-of-fold metrics of the probabilities ``oof`` against the labels ``y_all``."""
-    pred = oof.argmax(1)
-    cm = confusion_matrix(y_all.tolist(), pred.tolist())
+def score(run: OutOfFold, rows: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """Pooled out-of-fold metrics of ``run``; ``rows`` are the images' ``split.csv`` rows."""
+    pred = run.probs.argmax(1)
+    cm = confusion_matrix(run.labels.tolist(), pred.tolist())
     result = metrics_from_confusion(cm)
-    nll = F.nll_loss(torch.from_numpy(oof).clamp_min(1e-8).log(), torch.from_numpy(y_all))
+    nll = F.nll_loss(
+        torch.from_numpy(run.probs).clamp_min(1e-8).log(), torch.from_numpy(run.labels)
+    )
     result.update(
         {
-            "errors_total": int((pred != y_all).sum()),
+            "errors_total": int((pred != run.labels).sum()),
             "benign_to_early": int(cm[LABELS.index("Benign"), LABELS.index("Early")]),
             "early_to_benign": int(cm[LABELS.index("Early"), LABELS.index("Benign")]),
             "oof_nll": float(nll),
-            "folds": per_fold,
+            "folds": run.fold_errors(),
             "wrong": [
                 {"file": rows[int(i)]["file"], "predicted": LABELS[int(pred[i])]}
-                for i in np.flatnonzero(pred != y_all)
+                for i in np.flatnonzero(pred != run.labels)
             ],
         }
     )
     return result
 
 
-def combine(names: Sequence[str], data_dir: Path) -> dict[str, Any]:
-    """Score the ensemble of finished CV runs ``names``: their mean out-of-fold softmax.
+def combine(names: Sequence[str]) -> OutOfFold:
+    """The ensemble of finished CV runs ``names``: their mean out-of-fold softmax.
 
-    Every run must have used the same folds (``--folds`` and ``--fold-seed``); each one's
-    ``cv-<name>.npz`` holds its probabilities, labels and folds.
+    Every run must have used the same folds (``--folds`` and ``--fold-seed``).
     """
-    saved = [np.load(CACHE_DIR / f"cv-{name}.npz") for name in names]
-    y_all, folds = saved[0]["y"], saved[0]["folds"]
-    for s in saved[1:]:
-        if not (np.array_equal(s["y"], y_all) and np.array_equal(s["folds"], folds)):
+    runs = [OutOfFold.load(name) for name in names]
+    first = runs[0]
+    for run in runs[1:]:
+        if not (
+            np.array_equal(run.labels, first.labels) and np.array_equal(run.folds, first.folds)
+        ):
             raise ValueError("the runs do not share the same images and folds")
-    oof = np.mean([s["oof"] for s in saved], axis=0).astype(np.float32)
-    per_fold = [
-        {
-            "fold": int(f),
-            "n": int((folds == f).sum()),
-            "errors": int((oof[folds == f].argmax(1) != y_all[folds == f]).sum()),
-        }
-        for f in np.unique(folds)
-    ]
-    return score(oof, y_all, pooled_rows(data_dir), per_fold)
+    probs = np.mean([run.probs for run in runs], axis=0).astype(np.float32)
+    return OutOfFold(probs=probs, labels=first.labels, folds=first.folds)
 
 
 def format_cv(name: str, result: dict[str, Any]) -> str:
@@ -220,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, rest = p.parse_known_args(argv)
     args = parse_args(rest)
     if own.combine:
-        result = combine(own.combine, resolve_data_dir(args.data))
+        result = score(combine(own.combine), pooled_rows(resolve_data_dir(args.data)))
         result["combined"] = own.combine
         (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
         print(format_cv(own.name, result), flush=True)
@@ -230,15 +236,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
-    result, oof, folds = run_cv(cfg, data_dir, own.folds, own.fold_seed)
+    run = run_cv(cfg, data_dir, own.folds, own.fold_seed)
+    result = score(run, pooled_rows(data_dir))
     result["config"] = cfg.__dict__
     result["seconds"] = time.perf_counter() - t_start
     print(format_cv(own.name, result), flush=True)
     print(f"total wall time {result['seconds']:.1f}s")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
-    y_all = np.concatenate([load_arrays(data_dir, cfg.size)[s].y for s in POOLED])
-    np.savez(CACHE_DIR / f"cv-{own.name}.npz", oof=oof, y=y_all, folds=folds)
+    run.save(own.name)
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import hashlib
 import json
 import os
 import select
@@ -61,6 +60,7 @@ from model.eim_protocol import (
     shm_elements,
     unpack_rgb,
 )
+from model.pin import sha256_of
 
 DEFAULT_ONNX = Path(__file__).resolve().parent / "all_cnn96.onnx"
 DEFAULT_ACCEPT_TIMEOUT_S = 60.0  #: exit if the SDK has not connected by then
@@ -365,7 +365,7 @@ def weights_mismatch(config: ServerConfig) -> str:
     path = config.onnx_path
     if not config.weights_sha256 or path.resolve() != DEFAULT_ONNX or not path.is_file():
         return ""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     if digest == config.weights_sha256:
         return ""
     return (

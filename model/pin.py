@@ -29,20 +29,24 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pinned_sha256(launcher: Path = LAUNCHER) -> str:
-    """The weights sha256 that ``launcher`` pins; ValueError if it pins none."""
-    found = _PIN.findall(launcher.read_text(encoding="utf-8"))
+def _pins(launcher: Path, text: str) -> str:
+    """The one weights sha256 pinned in ``text`` (``launcher``'s); ValueError otherwise."""
+    found = _PIN.findall(text)
     if len(found) != 1:
         raise ValueError(f"{launcher} pins {len(found)} weights sha256 values, expected 1")
     return str(found[0])
 
 
+def pinned_sha256(launcher: Path = LAUNCHER) -> str:
+    """The weights sha256 that ``launcher`` pins; ValueError if it pins none."""
+    return _pins(launcher, launcher.read_text(encoding="utf-8"))
+
+
 def pin(launcher: Path = LAUNCHER, weights: Path = WEIGHTS) -> str:
     """Rewrite ``launcher`` to pin ``weights``; return the new sha256."""
-    pinned_sha256(launcher)  # exactly one pin to replace
-    digest = sha256_of(weights)
     text = launcher.read_text(encoding="utf-8")
-    launcher.write_text(_PIN.sub(f"--weights-sha256 {digest}", text), encoding="utf-8")
+    old, digest = _pins(launcher, text), sha256_of(weights)
+    launcher.write_text(text.replace(old, digest), encoding="utf-8")
     return digest
 
 
