@@ -11,6 +11,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY allscreen ./allscreen
 COPY worker ./worker
 COPY producer ./producer
+COPY readout ./readout
 COPY model ./model
 COPY migrations ./migrations
 RUN pip install --no-cache-dir . && chmod +x /app/model/allscreen-all.eim

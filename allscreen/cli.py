@@ -88,8 +88,9 @@ def submit(
 
 
 def _wait(s: Settings, ref: str) -> None:
-    from producer.submit import open_engine, watch
-    from producer.summary import render_summary
+    from allscreen.db import open_engine
+    from producer.submit import watch
+    from readout.status import render_summary
 
     run, c, _ = watch(ref, s)
     click.echo(render_summary(open_engine(s, create=False), run, c))
@@ -100,9 +101,9 @@ def _wait(s: Settings, ref: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(run: str, as_json: bool) -> None:
     """Counts, accuracy and per-device latency of RUN."""
-    from producer.queries import find_run
-    from producer.submit import open_engine
-    from producer.summary import render_status, status_dict
+    from allscreen.db import open_engine
+    from allscreen.runs import find_run
+    from readout.status import render_status, status_dict
 
     engine = open_engine(_settings(), create=False)
     data = status_dict(engine, find_run(engine, run))
@@ -133,9 +134,9 @@ def resume(run: str, wait: bool) -> None:
 )
 def export(run: str, csv_path: Path) -> None:
     """Write one CSV row per image of RUN."""
-    from producer.export import export_csv
-    from producer.queries import find_run
-    from producer.submit import open_engine
+    from allscreen.db import open_engine
+    from allscreen.runs import find_run
+    from readout.csv_export import export_csv
 
     engine = open_engine(_settings(), create=False)
     run_row = find_run(engine, run)
@@ -203,8 +204,8 @@ def worker(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def devices(as_json: bool) -> None:
     """The devices online now: model, concurrency, and last minute's throughput and p50."""
-    from producer.devices import device_rows, devices_json, render_devices
-    from producer.submit import open_engine
+    from allscreen.db import open_engine
+    from readout.devices import device_rows, devices_json, render_devices
 
     s = _settings()
     rows = device_rows(s, open_engine(s, create=False))
@@ -306,8 +307,8 @@ def metrics(address: str, port: int, window: float) -> None:
     """Serve Prometheus metrics: per-device results and latency (SQL), queue depth (Redis)."""
     import redis
 
-    from producer.exporter import FleetCollector, serve_metrics
-    from producer.submit import open_engine
+    from allscreen.db import open_engine
+    from readout.metrics import FleetCollector, serve_metrics
 
     s = _settings()
     engine = open_engine(s, create=False)
@@ -331,8 +332,8 @@ def metrics(address: str, port: int, window: float) -> None:
 )
 def report(run: str, html_path: Path) -> None:
     """Write RUN's report: summary, classes, accuracy, latency, throughput, failures."""
-    from producer.report import write_report
-    from producer.submit import open_engine
+    from allscreen.db import open_engine
+    from readout.report import write_report
 
     engine = open_engine(_settings(), create=False)
     write_report(engine, run, html_path)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from allscreen.errors import ConfigError, DatabaseUnavailable, SchemaOutdated
-from allscreen.settings import mask_url
+from allscreen.settings import Settings, mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -145,3 +145,10 @@ def dialect_insert(engine: Engine, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
+
+
+def open_engine(settings: Settings, *, create: bool) -> Engine:
+    """The results database, its schema checked (and created when empty and `create`)."""
+    engine = get_engine(settings.database_url)
+    ensure_schema(engine, create=create)
+    return engine

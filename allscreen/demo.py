@@ -73,9 +73,10 @@ def _start_workers(n: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: int | None) -> None:
     """Screen the archive end to end and print where the results are."""
-    from producer.export import export_csv
-    from producer.submit import open_engine, submit, watch
-    from producer.summary import render_summary
+    from allscreen.db import open_engine
+    from producer.submit import submit, watch
+    from readout.csv_export import export_csv
+    from readout.status import render_summary
 
     archive, labels = _pick_archive(path)
     redis: EmbeddedRedis | None = None

@@ -26,8 +26,8 @@ from allscreen.process import stop_group
 from allscreen.schema import Result
 from allscreen.settings import Settings
 from bench.common import DATA, images, machine, median, model_session, replicate, start_worker
-from producer.queries import device_stats
 from producer.submit import submit, watch
+from readout.queries import device_stats
 from worker.decode import decode_bgr
 
 #: How the runner emulates a slow device: each inference takes at least the time (latency), or

@@ -9,20 +9,13 @@ from typing import TextIO
 
 from sqlalchemy import Engine
 
-from producer.queries import Counts, counts
+from allscreen.durations import format_duration
+from allscreen.runs import Counts, counts
 
 _WINDOW_SECONDS = 10.0  #: rate is measured over this trailing window
 _LOG_EVERY = 5.0  #: seconds between lines when the output is not a terminal
 _STALL_HINT_SECONDS = 60.0  #: silence after which the bar hints that no worker is taking jobs
 _BAR = 24
-
-
-def format_duration(seconds: float) -> str:
-    """`1:02:03` or `2:03`."""
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 class ProgressLine:

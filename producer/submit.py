@@ -10,16 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from sqlalchemy import Engine
-
-from allscreen.db import ensure_schema, get_engine
+from allscreen.db import open_engine
 from allscreen.errors import ConfigError
+from allscreen.runs import Counts, find_run
 from allscreen.schema import Run
 from allscreen.settings import Settings
 from producer.archive import LabelMode, scan
 from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
 from producer.progress import wait_for_run
-from producer.queries import Counts, find_run
 from producer.recent import RecentBytes
 from producer.register import RegisterStats, get_or_create_run, register
 
@@ -45,13 +43,6 @@ def _celery_app(settings: Settings) -> object:
     from worker.app import make_app
 
     return make_app(settings)
-
-
-def open_engine(settings: Settings, *, create: bool) -> Engine:
-    """The results database, its schema checked (and created when empty and `create`)."""
-    engine = get_engine(settings.database_url)
-    ensure_schema(engine, create=create)
-    return engine
 
 
 def submit(

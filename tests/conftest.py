@@ -118,3 +118,12 @@ def archive(tmp_path: Path) -> Path:
 
 
 __all__ = ["DATA", "need"]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[redis.Redis[bytes]]:
+    """A client on the test's broker, to look at what the producer queued."""
+    assert settings.broker_url is not None
+    c: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
+    yield c
+    c.close()

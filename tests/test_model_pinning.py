@@ -16,9 +16,9 @@ from allscreen.db import make_engine
 from allscreen.defaults import DEFAULT_MODEL
 from allscreen.refusals import refusals_of_run
 from allscreen.results import ResultRow, upsert_results
+from allscreen.runs import counts, find_run
 from allscreen.schema import STATUS_DONE, Image, Result
 from allscreen.settings import Settings
-from producer.queries import counts, find_run
 from producer.submit import submit
 from tests.support.cli import allscreen
 from tests.support.workers import workers

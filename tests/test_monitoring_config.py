@@ -12,7 +12,7 @@ import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from allscreen.defaults import REPO_ROOT
-from producer.exporter import FAMILIES
+from readout.metrics import FAMILIES
 
 DEPLOY = REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "allscreen-fleet.json"

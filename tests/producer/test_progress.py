@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 import producer.progress
+from allscreen.runs import Counts
 from producer.progress import wait_for_run
-from producer.queries import Counts
 
 
 def test_the_poll_backs_off_when_counting_the_run_is_slow(

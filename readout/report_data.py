@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select
 
 from allscreen.schema import STATUS_DONE, Image, Result, Run
-from producer.summary import status_dict
+from readout.status import status_dict
 
 MAX_FAILURES_LISTED = 200  #: failed images listed one by one; the rest are only counted
 

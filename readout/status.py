@@ -6,9 +6,10 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, select
 
+from allscreen.runs import Counts, counts
 from allscreen.schema import STATUS_DONE, Image, Result, Run
-from producer.models import model_lines, model_status
-from producer.queries import Counts, counts, device_stats, run_span
+from readout.queries import device_stats, run_span
+from readout.run_models import model_lines, model_status
 
 
 def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, insert
 from allscreen.db import make_engine
 from allscreen.results import ResultRow, upsert_results
 from allscreen.schema import STATUS_DONE, STATUS_FAILED, Image
-from producer.exporter import FAMILIES, FleetCollector, make_registry
 from producer.register import get_or_create_run
+from readout.metrics import FAMILIES, FleetCollector, make_registry
 
 #: (device, status, inference ms, seconds from queued to finished, finished how long ago)
 ROWS = [

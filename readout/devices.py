@@ -19,7 +19,7 @@ from allscreen.errors import BrokerUnavailable
 from allscreen.presence import PRESENCE_TTL_SECONDS, DevicePresence, connect, online
 from allscreen.schema import STATUS_DONE, Result
 from allscreen.settings import Settings, mask_url
-from producer.queries import percentile
+from readout.queries import percentile
 
 WINDOW_SECONDS = 60.0  #: the trailing window of the throughput and latency figures
 

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from allscreen.defaults import DEFAULT_RATE_WINDOW
 from allscreen.errors import ConfigError
-from producer.fleet_figures import (
+from readout.fleet_figures import (
     DeviceFigures,
     Histogram,
     QueueClient,

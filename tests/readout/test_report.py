@@ -13,9 +13,9 @@ import pytest
 from allscreen.db import ensure_schema, make_engine
 from allscreen.schema import Run
 from allscreen.settings import Settings
-from producer.report import render_report
-from producer.report_data import ReportData, ResultLine
 from producer.submit import submit, watch
+from readout.report import render_report
+from readout.report_data import ReportData, ResultLine
 from tests.support.browser import dump_dom, pixel_spread, screenshot
 from tests.support.cli import allscreen
 from tests.support.images import DATA, split_rows

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from allscreen.durations import format_duration
 from allscreen.errors import ConfigError
-from producer.progress import format_duration
-from producer.queries import find_run
-from producer.report_data import MAX_FAILURES_LISTED, ReportData, load_report
+from allscreen.runs import find_run
+from readout.report_data import MAX_FAILURES_LISTED, ReportData, load_report
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
@@ -80,7 +80,7 @@ def _summary(data: ReportData) -> str:
 
 
 def _classes(data: ReportData) -> str:
-    from producer.report_plots import class_counts_svg
+    from readout.report_plots import class_counts_svg
 
     predicted = dict(data.predicted_counts())
     if not predicted:
@@ -93,7 +93,7 @@ def _classes(data: ReportData) -> str:
 
 
 def _accuracy(data: ReportData) -> str:
-    from producer.report_plots import confusion_svg
+    from readout.report_plots import confusion_svg
 
     if not data.judged:
         return (
@@ -122,7 +122,7 @@ def _accuracy(data: ReportData) -> str:
 
 
 def _devices(data: ReportData) -> str:
-    from producer.report_plots import device_colours, latency_svg, throughput_svg
+    from readout.report_plots import device_colours, latency_svg, throughput_svg
 
     groups = data.by_device()
     if not groups:
