@@ -11,26 +11,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from allscreen import defaults
 from allscreen.errors import AllscreenError, ChecksFailed, ConfigError
-from allscreen.settings import Settings, get_settings
+from allscreen.settings import Settings, checked_settings, get_settings
+from readout.screening_cli import policy, policy_from_options, policy_options, review
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"ALLSCREEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e['input']!r})"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"invalid setting {problems}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"invalid setting: {exc}") from exc
 
 
 def _sha256_option(value: str | None) -> str | None:
@@ -68,19 +55,48 @@ def cli() -> None:
     callback=lambda _ctx, _param, value: _sha256_option(value),
     help="Only a worker holding this model (sha256 of its file) may classify.",
 )
+@click.option(
+    "--case-level",
+    type=click.IntRange(min=1),
+    help="The folder this many levels below PATH names each image's case.",
+)
+@click.option(
+    "--case-manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV with columns path,case[,patient] (paths relative to PATH).",
+)
+@policy_options
 def submit(
-    paths: tuple[Path, ...], run_name: str | None, wait: bool, labels: str, pin: str | None
+    paths: tuple[Path, ...],
+    run_name: str | None,
+    wait: bool,
+    labels: str,
+    pin: str | None,
+    case_level: int | None,
+    case_manifest: Path | None,
+    **policy: Any,
 ) -> None:
     """Register the images under PATHS in a run and enqueue them for classification."""
+    from producer.cases import CaseNamer, read_manifest
+    from producer.submit import SetPolicy
     from producer.submit import submit as do_submit
 
-    s = _settings()
+    if case_level is not None and case_manifest is not None:
+        raise ConfigError("give --case-level or --case-manifest, not both")
+    cases = None
+    if case_level is not None or case_manifest is not None:
+        manifest = read_manifest(case_manifest) if case_manifest is not None else None
+        cases = CaseNamer(level=case_level, manifest=manifest, roots=len(paths))
+    given = policy_from_options(**policy)
+    s = checked_settings()
     done = do_submit(
         list(paths),
         s,
         run_name=run_name,
         labels=labels,  # type: ignore[arg-type]
         pin=pin,
+        cases=cases,
+        policy=SetPolicy(*given) if given is not None else None,
     )
     click.echo(done.run_name)
     if wait:
@@ -105,7 +121,7 @@ def status(run: str, as_json: bool) -> None:
     from allscreen.runs import find_run
     from readout.status import render_status, status_dict
 
-    engine = open_engine(_settings(), create=False)
+    engine = open_engine(checked_settings(), create=False)
     data = status_dict(engine, find_run(engine, run))
     click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
 
@@ -117,7 +133,7 @@ def resume(run: str, wait: bool) -> None:
     """Re-enqueue every image of RUN that has no result."""
     from producer.submit import resume as do_resume
 
-    s = _settings()
+    s = checked_settings()
     do_resume(run, s)
     if wait:
         _wait(s, run)
@@ -132,19 +148,22 @@ def resume(run: str, wait: bool) -> None:
     type=click.Path(path_type=Path),
     help="Where to write the CSV ('-' for stdout).",
 )
-def export(run: str, csv_path: Path) -> None:
-    """Write one CSV row per image of RUN."""
+@click.option("--cases", "per_case", is_flag=True, help="One row per case instead of per image.")
+def export(run: str, csv_path: Path, per_case: bool) -> None:
+    """Write one CSV row per image (or per case) of RUN."""
     from allscreen.db import open_engine
     from allscreen.runs import find_run
+    from readout.case_export import export_cases_csv
     from readout.csv_export import export_csv
 
-    engine = open_engine(_settings(), create=False)
+    engine = open_engine(checked_settings(), create=False)
     run_row = find_run(engine, run)
+    write = export_cases_csv if per_case else export_csv
     if str(csv_path) == "-":
-        export_csv(engine, run_row.id, sys.stdout)
+        write(engine, run_row, sys.stdout)
         return
     with csv_path.open("w", newline="", encoding="utf-8") as out:
-        n = export_csv(engine, run_row.id, out)
+        n = write(engine, run_row, out)
     click.echo(f"wrote {n} rows to {csv_path}", err=True)
 
 
@@ -168,7 +187,7 @@ def worker(
     if device:
         os.environ["ALLSCREEN_DEVICE"] = device
         get_settings.cache_clear()
-    s = _settings()
+    s = checked_settings()
     name = s.device or socket.gethostname()
     checks = run_checks(s, lambda line: click.echo(line, err=True))
     if check and checks.failures:
@@ -207,7 +226,7 @@ def devices(as_json: bool) -> None:
     from allscreen.db import open_engine
     from readout.devices import device_rows, devices_json, render_devices
 
-    s = _settings()
+    s = checked_settings()
     rows = device_rows(s, open_engine(s, create=False))
     if as_json:
         click.echo(json.dumps(devices_json(rows), indent=2))
@@ -225,7 +244,7 @@ def db_upgrade() -> None:
     """Create or upgrade the results schema to this version's newest migration."""
     from allscreen.db import get_engine, upgrade
 
-    upgrade(get_engine(_settings().database_url))
+    upgrade(get_engine(checked_settings().database_url))
     click.echo("database schema is current", err=True)
 
 
@@ -237,7 +256,7 @@ def demo(path: Path | None, run_name: str, workers: int | None) -> None:
     """Screen a sample archive end to end on embedded defaults (Redis, SQLite, local workers)."""
     from allscreen.demo import run_demo
 
-    run_demo(_settings(), path=path, run_name=run_name, workers=workers)
+    run_demo(checked_settings(), path=path, run_name=run_name, workers=workers)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -281,7 +300,7 @@ def flower(
     """Serve Flower for allscreen's workers: loopback by default, auth required elsewhere."""
     from worker.flower import FlowerOptions, OAuth, parse_basic_auth, run_flower
 
-    _settings()  # a bad ALLSCREEN_* setting is one line here, not a traceback in Flower
+    checked_settings()  # a bad ALLSCREEN_* setting is one line here, not a traceback in Flower
     oauth = OAuth(auth, auth_provider, oauth2_key, oauth2_secret, oauth2_redirect_uri)
     run_flower(
         FlowerOptions(address, port, db, parse_basic_auth(basic_auth), oauth, control, flower_args)
@@ -310,7 +329,7 @@ def metrics(address: str, port: int, window: float) -> None:
     from allscreen.db import open_engine
     from readout.metrics import FleetCollector, serve_metrics
 
-    s = _settings()
+    s = checked_settings()
     engine = open_engine(s, create=False)
     client = redis.Redis.from_url(
         s.effective_broker_url, socket_connect_timeout=2, socket_timeout=2
@@ -330,14 +349,26 @@ def metrics(address: str, port: int, window: float) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Where to write the report (one self-contained HTML file).",
 )
-def report(run: str, html_path: Path) -> None:
-    """Write RUN's report: summary, classes, accuracy, latency, throughput, failures."""
+@click.option("--compare", "other", metavar="RUN_B", help="Compare RUN with RUN_B instead.")
+def report(run: str, html_path: Path, other: str | None) -> None:
+    """Write RUN's report: summary, calls, cases, review, accuracy, latency, failures."""
     from allscreen.db import open_engine
+
+    engine = open_engine(checked_settings(), create=False)
+    if other is not None:
+        from readout.compare import write_comparison
+
+        write_comparison(engine, run, other, html_path)
+        click.echo(f"wrote the comparison of runs {run} and {other} to {html_path}", err=True)
+        return
     from readout.report import write_report
 
-    engine = open_engine(_settings(), create=False)
     write_report(engine, run, html_path)
     click.echo(f"wrote the report of run {run} to {html_path}", err=True)
+
+
+cli.add_command(policy)
+cli.add_command(review)
 
 
 def main() -> None:

@@ -101,7 +101,7 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
         click.echo(render_summary(engine, run, c))
         csv_path = Path(f"allscreen-{run.name}.csv")
         with csv_path.open("w", newline="", encoding="utf-8") as out:
-            export_csv(engine, run.id, out)
+            export_csv(engine, run, out)
         click.echo(
             f"results: {mask_url(settings.database_url)} (run {run.name}); "
             f"CSV: {csv_path}; worker log: allscreen-demo-worker.log"

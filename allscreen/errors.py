@@ -73,3 +73,21 @@ class ImageRejected(AllscreenError):
 
 class BadMessage(AllscreenError):
     """Raised when a task message is malformed or carries unknown fields."""
+
+
+class CaseConflict(AllscreenError):
+    """Raised when a case mapping contradicts the one a run already holds, or cannot be read."""
+
+    exit_code = 2
+
+
+class PolicyError(AllscreenError):
+    """Raised when a screening policy is malformed or names labels the run's model lacks."""
+
+    exit_code = 2
+
+
+class ReviewError(AllscreenError):
+    """Raised when a verdict names an unknown image or a label the run's model does not have."""
+
+    exit_code = 2

@@ -62,6 +62,11 @@ class Image(Base):
     ground_truth: Mapped[str | None] = mapped_column(String(100))
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    case_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("cases.id", ondelete="SET NULL"),
+        index=True,
+    )  # the case (patient, slide, accession) the image belongs to, if the run has cases
 
 
 class Result(Base):
@@ -111,3 +116,61 @@ class Refusal(Base):
     batches: Mapped[int] = mapped_column(Integer, default=1)  # refusals so far
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Case(Base):
+    """A case of a run (a patient, slide or accession): the unit a screening decision is for."""
+
+    __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_cases_run_name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(300))
+    patient: Mapped[str | None] = mapped_column(String(300))
+
+
+class PolicyRecord(Base):
+    """A screening policy set on a run. Append-only: the newest row of a run is in force."""
+
+    __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_run_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(Text)  # where it came from, for people
+    body: Mapped[str] = mapped_column(Text)  # JSON, see allscreen.policy.ScreeningPolicy
+
+
+class ModelRecord(Base):
+    """A model seen by a worker: its identity, labels and the thresholds its `hello` carries."""
+
+    __tablename__ = "models"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[str | None] = mapped_column(String(50))
+    labels: Mapped[str] = mapped_column(Text)  # JSON list, in the model's order
+    thresholds: Mapped[str] = mapped_column(Text)  # JSON: hello's model_parameters.thresholds
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Verdict(Base):
+    """A reviewer's verdict on one image. Append-only: a later verdict supersedes an earlier."""
+
+    __tablename__ = "verdicts"
+    __table_args__ = (Index("ix_verdicts_run_image", "run_id", "image_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("images.id", ondelete="CASCADE")
+    )
+    label: Mapped[str] = mapped_column(String(100))  # a model label, or `unsure`
+    reviewer: Mapped[str] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model_label: Mapped[str | None] = mapped_column(String(100))  # what the model said
+    model_confidence: Mapped[float | None] = mapped_column(Float)
+    model_call: Mapped[str | None] = mapped_column(String(10))  # under the policy then in force

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from allscreen import defaults
+from allscreen.errors import ConfigError
 
 
 class Settings(BaseSettings):
@@ -89,3 +90,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is not None:
             env[f"ALLSCREEN_{key.upper()}"] = str(value)
     return env
+
+
+def checked_settings() -> Settings:
+    """The settings, or one ConfigError line naming the bad `ALLSCREEN_*` variable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ALLSCREEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} (got {e['input']!r})"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid setting {problems}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc

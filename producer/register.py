@@ -14,6 +14,8 @@ from allscreen.db import dialect_insert
 from allscreen.results import ResultRow, upsert_results
 from allscreen.schema import STATUS_FAILED, Image, Run
 from producer.archive import Found
+from producer.case_rows import assign_cases, check_cases
+from producer.cases import CaseName, CaseNamer
 from producer.recent import RecentBytes
 
 PRODUCER_DEVICE = "producer"  #: `device` of failures found before any worker saw the file
@@ -79,6 +81,7 @@ def register(
     *,
     on_progress: Callable[[RegisterStats], None] = lambda _: None,
     keep: RecentBytes | None = None,
+    cases: CaseNamer | None = None,
 ) -> RegisterStats:
     """Hash and insert every found image; same content twice is registered once.
 
@@ -86,11 +89,15 @@ def register(
 
     A file that cannot be read is registered under a key derived from its path and recorded
     as failed at once, so it shows up in status and export instead of vanishing.
+
+    With `cases`, each image is put in its case; an image already in another case is refused
+    (CaseConflict), so resubmitting with the same mapping changes nothing.
     """
     stats = RegisterStats()
     before = count_images(engine, run_id)
     rows: list[dict[str, object]] = []
     failures: list[tuple[str, str]] = []
+    named: list[CaseName | None] = []
     for item in found:
         stats.files += 1
         try:
@@ -109,12 +116,14 @@ def register(
                 "size_bytes": size,
                 "ground_truth": item.ground_truth,
                 "deliveries": 0,
+                "case_id": None,
             }
         )
+        named.append(cases.case_of(item.display) if cases is not None else None)
         if len(rows) >= _CHUNK:
-            _insert(engine, rows, run_id, failures)
+            _insert(engine, rows, run_id, failures, named)
             on_progress(stats)
-    _insert(engine, rows, run_id, failures)
+    _insert(engine, rows, run_id, failures, named)
     on_progress(stats)
     stats.new = count_images(engine, run_id) - before
     return stats
@@ -134,12 +143,20 @@ def _insert_statement(engine: Engine) -> Any:
 
 
 def _insert(
-    engine: Engine, rows: list[dict[str, object]], run_id: int, failures: list[tuple[str, str]]
+    engine: Engine,
+    rows: list[dict[str, object]],
+    run_id: int,
+    failures: list[tuple[str, str]],
+    named: list[CaseName | None],
 ) -> None:
     if rows:
+        wanted = assign_cases(engine, run_id, rows, named)
         with engine.begin() as conn:
             conn.execute(_insert_statement(engine), rows)
+        if wanted:
+            check_cases(engine, run_id, rows, wanted)
         rows.clear()
+        named.clear()
     if failures:
         record_failures(engine, run_id, failures)
         failures.clear()

@@ -12,10 +12,13 @@ from typing import TextIO
 
 from allscreen.db import open_engine
 from allscreen.errors import ConfigError
+from allscreen.policy import ScreeningPolicy
+from allscreen.policy_store import set_policy
 from allscreen.runs import Counts, find_run
 from allscreen.schema import Run
 from allscreen.settings import Settings
 from producer.archive import LabelMode, scan
+from producer.cases import CaseNamer
 from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
 from producer.progress import wait_for_run
 from producer.recent import RecentBytes
@@ -32,6 +35,14 @@ class Submitted:
     enqueued: EnqueueStats
     register_seconds: float = 0.0
     enqueue_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class SetPolicy:
+    """A screening policy given at submission, and where it came from (for the record)."""
+
+    policy: ScreeningPolicy
+    source: str
 
 
 def default_run_name() -> str:
@@ -52,6 +63,8 @@ def submit(
     run_name: str | None = None,
     labels: LabelMode = "none",
     pin: str | None = None,
+    cases: CaseNamer | None = None,
+    policy: SetPolicy | None = None,
     err: TextIO = sys.stderr,
 ) -> Submitted:
     """Register every image under `paths` in the run and enqueue those without a result.
@@ -65,6 +78,9 @@ def submit(
     name = run_name or default_run_name()
     run_id, created = get_or_create_run(engine, name, pin=pin)
     err.write(f"{'created' if created else 'continuing'} run {name} (id {run_id}); scanning\n")
+    if policy is not None:
+        set_policy(engine, run_id, policy.policy, source=policy.source, labels=[])
+        err.write(f"screening policy: {policy.policy.describe()}\n")
 
     with Publisher(_celery_app(settings), settings) as pub:
         # An idle broker holds none of this run's batches (it may have lost them in a restart),
@@ -96,6 +112,7 @@ def submit(
             scan([os.fsencode(p) for p in paths], labels),
             on_progress=scanned,
             keep=recent,
+            cases=cases,
         )
         t1 = time.monotonic()
         if err.isatty():
@@ -106,6 +123,11 @@ def submit(
             + (f"; {reg.unreadable} unreadable, recorded as failed" if reg.unreadable else "")
             + "\n"
         )
+        if cases is not None and cases.unmapped:
+            err.write(
+                f"warning: {cases.unmapped} images are not in the case manifest; "
+                "they are screened and reported per image, in no case\n"
+            )
         enqueuer.pump(block=True)
         enq = enqueuer.stats
         if recent is not None:

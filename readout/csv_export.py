@@ -1,4 +1,4 @@
-"""`export`: one CSV row per image, with a score column per model label."""
+"""`export`: one CSV row per image, with a score column per model label and its calls."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from typing import TextIO
 from sqlalchemy import Engine, and_, select
 from sqlalchemy.orm import Session
 
-from allscreen.schema import Image, Result
+from allscreen.policy_store import policy_in_force
+from allscreen.schema import Case, Image, Result, Run
+from readout.calls import image_calls
 
-BASE_COLUMNS = ["path", "sha256", "status", "label", "confidence"]
+BASE_COLUMNS = ["path", "sha256", "case", "status", "label", "confidence"]
 TAIL_COLUMNS = ["ground_truth", "device", "model", "latency_ms", "error"]
+CALL_COLUMNS = ["call", "verdict", "reviewer", "final_call", "policy"]
 
 
 def _labels(engine: Engine, run_id: int) -> list[str]:
@@ -27,21 +30,39 @@ def _labels(engine: Engine, run_id: int) -> list[str]:
     return list(seen)
 
 
-def export_csv(engine: Engine, run_id: int, out: TextIO) -> int:
-    """Write the run's rows to `out`; images without a result yet say `pending`."""
+def export_csv(engine: Engine, run: Run, out: TextIO) -> int:
+    """Write the run's rows to `out`; images without a result yet say `pending`.
+
+    `call` is the model's call under the policy in force (named in `policy`), `final_call`
+    the reviewer's where there is a verdict; all three are empty for a run with no policy.
+    """
+    run_id = run.id
     labels = _labels(engine, run_id)
+    in_force = policy_in_force(engine, run)
+    policy_text = in_force.policy.describe() if in_force else ""
+    calls = image_calls(engine, run_id, in_force.policy if in_force else None).subquery()
     writer = csv.writer(out)
-    writer.writerow(BASE_COLUMNS + [f"score_{x}" for x in labels] + TAIL_COLUMNS)
+    writer.writerow(BASE_COLUMNS + [f"score_{x}" for x in labels] + TAIL_COLUMNS + CALL_COLUMNS)
     stmt = (
-        select(Image, Result)
+        select(
+            Image,
+            Result,
+            Case.name,
+            calls.c.model_call,
+            calls.c.verdict,
+            calls.c.reviewer,
+            calls.c.final_call,
+        )
         .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
+        .outerjoin(Case, Case.id == Image.case_id)
+        .join(calls, calls.c.image_id == Image.id)
         .where(Image.run_id == run_id)
         .order_by(Image.id)
         .execution_options(yield_per=1000)
     )
     n = 0
     with Session(engine) as session:
-        for img, res in session.execute(stmt):
+        for img, res, case_name, call, verdict, reviewer, final in session.execute(stmt):
             scores = json.loads(res.scores) if res is not None and res.scores else {}
             model = ""
             if res is not None and res.model_sha256:
@@ -50,6 +71,7 @@ def export_csv(engine: Engine, run_id: int, out: TextIO) -> int:
                 [
                     img.path,
                     img.sha256,
+                    case_name or "",
                     res.status if res else "pending",
                     res.label if res else "",
                     _num(res.confidence if res else None),
@@ -61,6 +83,11 @@ def export_csv(engine: Engine, run_id: int, out: TextIO) -> int:
                     model,
                     _num(res.inference_ms if res else None),
                     (res.error or "") if res else "",
+                    call or "",
+                    verdict or "",
+                    reviewer or "",
+                    final or "",
+                    policy_text if call else "",
                 ]
             )
             n += 1

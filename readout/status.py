@@ -10,6 +10,7 @@ from allscreen.runs import Counts, counts
 from allscreen.schema import STATUS_DONE, Image, Result, Run
 from readout.queries import device_stats, run_span
 from readout.run_models import model_lines, model_status
+from readout.screening_status import screening_lines, screening_status
 
 
 def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
@@ -57,6 +58,7 @@ def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
             for d in device_stats(engine, run.id)
         ],
         **model_status(engine, run),
+        "screening": screening_status(engine, run),
     }
 
 
@@ -79,6 +81,7 @@ def render_status(data: dict[str, Any]) -> str:
     if data["accuracy"] is not None:
         lines.append(f"  accuracy against ground truth: {data['accuracy']:.2%}")
     lines.extend(model_lines(data))
+    lines.extend(screening_lines(data["screening"]))
     if data["devices"]:
         lines.append(f"  {'device':<24}{'done':>8}{'failed':>8}{'p50 ms':>9}{'p95 ms':>9}")
         for d in data["devices"]:

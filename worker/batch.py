@@ -16,6 +16,7 @@ from allscreen.blobs import BlobStore
 from allscreen.errors import ImageRejected, ModelCrashed, ModelMismatch, ModelRefused
 from allscreen.files import read_capped
 from allscreen.messages import Batch, ImageItem
+from allscreen.models_seen import record_model
 from allscreen.refusals import record_refusal
 from allscreen.results import ResultRow, upsert_results
 from allscreen.retry import with_db_retry
@@ -125,6 +126,18 @@ def run_batch(
         row.finished_at = _now()
         rows.append(row)
     with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+    if any(r.status == STATUS_DONE for r in rows):
+        with_db_retry(
+            lambda: record_model(
+                engine,
+                sha256=info.sha256,
+                name=info.name,
+                version=info.version,
+                labels=info.labels,
+                thresholds=info.thresholds,
+            ),
+            seconds=settings.db_retry_seconds,
+        )
     drop_blobs(batch, blobs)
     done = sum(r.status == STATUS_DONE for r in rows)
     return BatchOutcome(done=done, failed=len(rows) - done, skipped=len(done_ids), missing=missing)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+    thresholds: str = "[]"  #: JSON of hello's `model_parameters.thresholds` (operating points)
 
     @classmethod
     def from_hello(cls, hello: dict[str, Any], sha256: str) -> ModelInfo:
@@ -57,6 +59,7 @@ class ModelInfo:
             name=str(project.get("name", "unknown")),
             version=str(project.get("deploy_version", "")),
             sha256=sha256,
+            thresholds=json.dumps(params.get("thresholds") or []),
         )
 
 

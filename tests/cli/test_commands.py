@@ -48,6 +48,7 @@ def test_submit_wait_then_status_and_export_report_every_image(
     assert list(rows[0]) == [
         "path",
         "sha256",
+        "case",
         "status",
         "label",
         "confidence",
@@ -60,6 +61,11 @@ def test_submit_wait_then_status_and_export_report_every_image(
         "model",
         "latency_ms",
         "error",
+        "call",
+        "verdict",
+        "reviewer",
+        "final_call",
+        "policy",
     ]
     for row in rows:
         assert row["status"] == "done" and row["device"] == "cli-dev"

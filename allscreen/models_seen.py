@@ -1,0 +1,79 @@
+"""The models workers have run: identity, labels and the operating points their `hello` carries.
+
+Workers record a model once per process (an insert that ignores a row already there); the read
+side takes a run's default screening policy and its label set from here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+
+from allscreen.db import dialect_insert
+from allscreen.schema import STATUS_DONE, ModelRecord, Result
+
+_recorded: set[tuple[str, str]] = set()  #: (database URL, sha256) this process has recorded
+
+
+@dataclass(frozen=True, slots=True)
+class SeenModel:
+    """A model as recorded: its labels in order, and its hello thresholds (parsed JSON)."""
+
+    sha256: str
+    name: str | None
+    version: str | None
+    labels: tuple[str, ...]
+    thresholds: object
+
+
+def record_model(
+    engine: Engine,
+    *,
+    sha256: str,
+    name: str,
+    version: str,
+    labels: tuple[str, ...],
+    thresholds: str,
+) -> None:
+    """Record a model the first time this process writes its results (idempotent)."""
+    key = (str(engine.url), sha256)
+    if key in _recorded:
+        return
+    stmt = (
+        dialect_insert(engine, ModelRecord.__table__)
+        .values(
+            sha256=sha256,
+            name=name,
+            version=version,
+            labels=json.dumps(list(labels)),
+            thresholds=thresholds,
+            first_seen=datetime.now(UTC),
+        )
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+    _recorded.add(key)
+
+
+def model_of_run(engine: Engine, run_id: int, pin: str | None = None) -> SeenModel | None:
+    """The run's model: the pinned one, else the one behind most of its done results."""
+    with engine.connect() as conn:
+        sha = pin or conn.scalar(
+            select(Result.model_sha256)
+            .where(Result.run_id == run_id, Result.status == STATUS_DONE)
+            .group_by(Result.model_sha256)
+            .order_by(func.count().desc())
+            .limit(1)
+        )
+        if sha is None:
+            return None
+        row = conn.execute(select(ModelRecord).where(ModelRecord.sha256 == sha)).first()
+    if row is None:
+        return None
+    return SeenModel(
+        row.sha256, row.name, row.version, tuple(json.loads(row.labels)), json.loads(row.thresholds)
+    )

@@ -1,0 +1,171 @@
+"""Screening calls computed in SQL at read time, from stored scores and the policy in force.
+
+Nothing here is stored: the same results read under another policy give other calls, so a
+policy can change after a run without classifying anything again. The expressions work on
+SQLite (`json_extract`) and PostgreSQL (`jsonb`), and aggregate in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Float, Select, and_, case, cast, func, literal, null, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.elements import ColumnElement
+
+from allscreen.policy import (
+    CALL_NEGATIVE,
+    CALL_POSITIVE,
+    CALL_REVIEW,
+    UNSURE,
+    ScreeningPolicy,
+)
+from allscreen.schema import STATUS_DONE, Image, Result, Verdict
+
+
+def score_of(engine: Engine, label: str) -> ColumnElement[Any]:
+    """One label's stored score (NULL where the image has none)."""
+    if engine.dialect.name == "postgresql":
+        return cast(cast(Result.scores, JSONB)[label].astext, Float)
+    return cast(func.json_extract(Result.scores, f'$."{label}"'), Float)
+
+
+def negative_score(engine: Engine, policy: ScreeningPolicy) -> ColumnElement[Any]:
+    """The summed score of the policy's negative labels."""
+    parts = [func.coalesce(score_of(engine, x), 0.0) for x in policy.negative_labels]
+    total: ColumnElement[Any] = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def model_call(engine: Engine, policy: ScreeningPolicy) -> ColumnElement[Any]:
+    """The model's call for a result row (NULL unless the image was classified)."""
+    neg = negative_score(engine, policy)
+    conf = func.coalesce(Result.confidence, 0.0)
+    return case(
+        (Result.status != STATUS_DONE, null()),
+        (Result.status.is_(None), null()),
+        (
+            and_(neg >= policy.min_negative_score, conf >= policy.min_confidence),
+            literal(CALL_NEGATIVE),
+        ),
+        (
+            and_(
+                Result.label.not_in(policy.negative_labels),
+                conf >= policy.min_confidence,
+                neg < policy.min_negative_score,
+            ),
+            literal(CALL_POSITIVE),
+        ),
+        else_=literal(CALL_REVIEW),
+    )
+
+
+def final_call(
+    policy: ScreeningPolicy, call: ColumnElement[Any], verdict: ColumnElement[Any]
+) -> ColumnElement[Any]:
+    """The reviewer's call where there is a verdict, else the model's."""
+    return case(
+        (verdict.is_(None), call),
+        (verdict == UNSURE, literal(CALL_REVIEW)),
+        (verdict.in_(policy.negative_labels), literal(CALL_NEGATIVE)),
+        else_=literal(CALL_POSITIVE),
+    )
+
+
+def latest_verdicts(run_id: int) -> Any:
+    """A subquery: each reviewed image's newest verdict (label, reviewer, when, note)."""
+    newest = (
+        select(func.max(Verdict.id).label("id"))
+        .where(Verdict.run_id == run_id)
+        .group_by(Verdict.image_id)
+        .subquery()
+    )
+    return (
+        select(
+            Verdict.image_id,
+            Verdict.label,
+            Verdict.reviewer,
+            Verdict.created_at,
+            Verdict.note,
+            Verdict.model_label,
+        )
+        .join(newest, newest.c.id == Verdict.id)
+        .subquery("latest_verdict")
+    )
+
+
+def image_calls(engine: Engine, run_id: int, policy: ScreeningPolicy | None) -> Select[Any]:
+    """One row per image of the run: ids, status, model and final call, verdict, scores.
+
+    Columns: image_id, case_id, status (NULL while pending), label, confidence,
+    positive_score (1 - negative score), model_call, final_call, verdict, reviewer.
+    Without a policy the calls are NULL and the labels stand alone.
+    """
+    v = latest_verdicts(run_id)
+    if policy is None:
+        call: ColumnElement[Any] = null()
+        final: ColumnElement[Any] = null()
+        positive: ColumnElement[Any] = null()
+    else:
+        call = model_call(engine, policy)
+        final = final_call(policy, call, v.c.label)
+        positive = case(
+            (Result.status == STATUS_DONE, 1.0 - negative_score(engine, policy)), else_=null()
+        )
+    return (
+        select(
+            Image.id.label("image_id"),
+            Image.case_id,
+            Result.status,
+            Result.label,
+            Result.confidence,
+            positive.label("positive_score"),
+            call.label("model_call"),
+            final.label("final_call"),
+            v.c.label.label("verdict"),
+            v.c.reviewer.label("reviewer"),
+        )
+        .select_from(Image)
+        .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
+        .outerjoin(v, v.c.image_id == Image.id)
+        .where(Image.run_id == run_id)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CallCounts:
+    """Images per final call, how many were reviewed, and how often reviewers agreed."""
+
+    positive: int
+    review: int
+    negative: int
+    reviewed: int
+    agreed_label: int  #: reviewed images whose verdict is the model's label
+    decided: int  #: reviewed images whose verdict is a label (not `unsure`)
+    changed_call: int  #: reviewed images whose final call differs from the model's
+
+
+def call_counts(engine: Engine, run_id: int, policy: ScreeningPolicy | None) -> CallCounts:
+    """Counts of final calls and of reviews, aggregated in the database."""
+    sub = image_calls(engine, run_id, policy).subquery()
+
+    def n(cond: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(case((cond, 1), else_=0)), 0)
+
+    decided = and_(sub.c.verdict.is_not(None), sub.c.verdict != UNSURE)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                n(sub.c.final_call == CALL_POSITIVE),
+                n(sub.c.final_call == CALL_REVIEW),
+                n(sub.c.final_call == CALL_NEGATIVE),
+                n(sub.c.verdict.is_not(None)),
+                n(and_(decided, sub.c.verdict == sub.c.label)),
+                n(decided),
+                n(and_(sub.c.verdict.is_not(None), sub.c.final_call != sub.c.model_call)),
+            )
+        ).one()
+    return CallCounts(*(int(x) for x in row))
