@@ -65,6 +65,7 @@ def read_manifest(path: Path) -> dict[str, CaseName]:
                     f"it has {', '.join(sorted(columns)) or 'none'}"
                 )
             out: dict[str, CaseName] = {}
+            patients: dict[str, str | None] = {}
             for n, row in enumerate(reader, start=2):
                 rel, case = _normal(row["path"] or ""), (row["case"] or "").strip()
                 patient = (row.get("patient") or "").strip() or None
@@ -74,6 +75,11 @@ def read_manifest(path: Path) -> dict[str, CaseName]:
                     raise CaseConflict(
                         f"case manifest {path}, line {n}: {rel} is given two cases "
                         f"({out[rel][0]} and {case})"
+                    )
+                if patients.setdefault(case, patient) != patient:
+                    raise CaseConflict(
+                        f"case manifest {path}, line {n}: case {case} is given two patients "
+                        f"({patients[case]} and {patient})"
                     )
                 out[rel] = (case, patient)
     except OSError as exc:

@@ -120,14 +120,15 @@ def record_verdicts(engine: Engine, run: Run, items: list[VerdictInput]) -> int:
 
 
 def read_verdict_csv(path: Path, *, reviewer: str) -> tuple[list[VerdictInput], int]:
-    """Verdicts from a CSV (`path` or `sha256`, `label` or `verdict`, optional `reviewer`,
-    `note`), such as a filled-in `review --csv` worklist; rows with no label are skipped."""
+    """Verdicts from a CSV (`path` or `sha256`, `verdict` or else `label`, optional
+    `reviewer`, `note`), such as a filled-in `review --csv` worklist (whose `label` column is
+    the model's, so `verdict` wins); rows with an empty verdict are skipped."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             cols = set(reader.fieldnames or [])
             key = "sha256" if "sha256" in cols else "path" if "path" in cols else None
-            label_col = "label" if "label" in cols else "verdict" if "verdict" in cols else None
+            label_col = "verdict" if "verdict" in cols else "label" if "label" in cols else None
             if key is None or label_col is None:
                 raise ReviewError(
                     f"{path} needs a path or sha256 column and a label (or verdict) column"
