@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from allscreen import defaults
-from allscreen.errors import AllscreenError, ChecksFailed, ConfigError
+from allscreen.errors import AllscreenError, ChecksFailed, ConfigError, SchemaMissing
 from allscreen.settings import Settings, checked_settings, get_settings
 from readout.screening_cli import policy, policy_from_options, policy_options, review
 
@@ -192,7 +192,12 @@ def worker(
     checks = run_checks(s, lambda line: click.echo(line, err=True))
     if check and checks.failures:
         raise ChecksFailed(f"{len(checks.failures)} of {checks.total} device checks failed")
-    if checks.failures:
+    if checks.failures and all(isinstance(f, SchemaMissing) for f in checks.failures):
+        # Devices often boot before the server side: wait for the schema instead of dying.
+        from worker.preflight import wait_for_schema
+
+        wait_for_schema(s, lambda line: click.echo(line, err=True))
+    elif checks.failures:
         raise checks.failures[0]
     if check:
         return

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from allscreen.errors import ConfigError, DatabaseUnavailable, SchemaOutdated
+from allscreen.errors import ConfigError, DatabaseUnavailable, SchemaMissing, SchemaOutdated
 from allscreen.settings import Settings, mask_url
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -126,7 +126,7 @@ def ensure_schema(engine: Engine, *, create: bool) -> None:
             upgrade(engine)
             return
         if not tables:
-            raise SchemaOutdated(
+            raise SchemaMissing(
                 "the database has no allscreen schema yet: run `allscreen db upgrade` "
                 "or `allscreen submit` first"
             )

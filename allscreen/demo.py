@@ -92,7 +92,7 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
         settings = get_settings()
         click.echo(f"started an embedded Redis at {redis.url}", err=True)
     env.setdefault("ALLSCREEN_DEVICE", f"demo-{socket.gethostname()}")
-    open_engine(settings, create=True)  # workers refuse a database without the schema
+    open_engine(settings, create=True)  # so workers pass their checks without waiting
     proc = _start_workers(workers or os.cpu_count() or 1, env)
     try:
         done = submit([archive], settings, run_name=run_name, labels=labels)  # type: ignore[arg-type]

@@ -39,6 +39,10 @@ class SchemaOutdated(AllscreenError):
     exit_code = 4
 
 
+class SchemaMissing(SchemaOutdated):
+    """Raised when the database holds no allscreen schema yet (nothing has created it)."""
+
+
 class RunNotFound(AllscreenError):
     """Raised when a command names a screening run that does not exist."""
 

@@ -14,11 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from allscreen.db import ensure_schema, get_engine
-from allscreen.errors import AllscreenError, BrokerUnavailable, ModelError
+from allscreen.errors import AllscreenError, BrokerUnavailable, ModelError, SchemaMissing
 from allscreen.settings import Settings, mask_url
 from worker.heartbeat import ModelIdentity
 from worker.libraries import NVIDIA_HINT, check_libraries
 from worker.modelfile import check_model_file, elf_machine, file_sha256
+
+SCHEMA_POLL_SECONDS = 2.0  #: how often a waiting worker looks for the schema
+SCHEMA_REPORT_SECONDS = 60.0  #: how often it says it is still waiting
 
 
 @dataclass(slots=True)
@@ -113,6 +116,31 @@ def check_database(settings: Settings) -> str:
                 "run ANALYZE images, results now and then)"
             )
     return line
+
+
+def wait_for_schema(
+    settings: Settings,
+    report: Callable[[str], None],
+    *,
+    poll: float = SCHEMA_POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Block until the database has the allscreen schema, saying so once a minute."""
+    said = -SCHEMA_REPORT_SECONDS
+    waited = 0.0
+    while True:
+        try:
+            report(f"ok    {check_database(settings)}")
+            return
+        except SchemaMissing:
+            if waited - said >= SCHEMA_REPORT_SECONDS:
+                report(
+                    "wait  the database has no allscreen schema yet; waiting for it (the "
+                    "producer's first `allscreen submit`, or `allscreen db upgrade`, creates it)"
+                )
+                said = waited
+        sleep(poll)
+        waited += poll
 
 
 def run_checks(settings: Settings, report: Callable[[str], None]) -> CheckReport:
