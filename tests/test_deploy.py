@@ -298,3 +298,19 @@ def test_the_runbook_is_linked_from_the_readme_and_its_paths_exist() -> None:
         assert needed in text, needed
     for path in re.findall(r"`((?:deploy|docs|worker|model)/[\w./-]+|compose[\w.]*\.yaml)`", text):
         assert (REPO_ROOT / path).exists(), path
+
+
+def test_the_build_context_leaves_out_training_caches_cut_from_the_data_set() -> None:
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    assert "model/.train-cache" in ignored
+    assert ".venv" in ignored and ".git" in ignored
+
+
+def test_every_python_package_of_the_project_is_copied_into_both_images() -> None:
+    packages = sorted(
+        p.name for p in REPO_ROOT.iterdir() if (p / "__init__.py").is_file() and p.name != "tests"
+    )
+    for dockerfile in DOCKERFILES:
+        text = dockerfile.read_text()
+        missing = [p for p in packages if f"COPY {p} ./{p}" not in text and p != "bench"]
+        assert not missing, f"{dockerfile} does not copy {missing}"
