@@ -19,9 +19,9 @@ from tests.support.images import DATA, archive_of
 IN_CI = bool(os.environ.get("CI"))
 REDIS_URL = os.environ.get("ALLSCREEN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PG_URL = os.environ.get("ALLSCREEN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
-#: The Redis database the tests own and flush. Two suites on one Redis at once need two
-#: databases: ALLSCREEN_TEST_REDIS_DB=12 for the second.
-TEST_REDIS_DB = int(os.environ.get("ALLSCREEN_TEST_REDIS_DB", "13"))
+#: Redis databases a suite may claim (0 is left to people); each suite flushes only its own.
+CLAIMABLE_REDIS_DBS = range(15, 0, -1)
+CLAIM_SECONDS = 4 * 3600  #: a claim outlives any suite; one killed hard frees its own later
 
 
 def need(reason: str) -> None:
@@ -31,10 +31,38 @@ def need(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def test_redis_db() -> Iterator[int]:
+    """The Redis database this suite owns: `ALLSCREEN_TEST_REDIS_DB`, else one claimed for it.
+
+    Two suites on one machine (`scripts/dev test & scripts/dev test`) claim two databases
+    (a `SET NX` key each in database 0), so neither flushes the other's queues.
+    """
+    fixed = os.environ.get("ALLSCREEN_TEST_REDIS_DB")
+    if fixed is not None:
+        yield int(fixed)
+        return
+    client = redis.Redis.from_url(f"{REDIS_URL}/0", socket_connect_timeout=2)
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        for db in CLAIMABLE_REDIS_DBS:
+            key = f"allscreen:test-suite:db{db}"
+            if client.set(key, token, nx=True, ex=CLAIM_SECONDS):
+                yield db
+                if client.get(key) == token.encode():
+                    client.delete(key)
+                return
+    except redis.RedisError as exc:
+        need(f"no Redis at {REDIS_URL} ({exc}); `scripts/dev services` starts one")
+    finally:
+        client.close()
+    pytest.fail(f"every Redis database 1-15 at {REDIS_URL} is claimed by another test suite")
+
+
 @pytest.fixture
-def broker_url() -> Iterator[str]:
+def broker_url(test_redis_db: int) -> Iterator[str]:
     """A real Redis database, flushed before and after the test."""
-    url = f"{REDIS_URL}/{TEST_REDIS_DB}"
+    url = f"{REDIS_URL}/{test_redis_db}"
     client = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         client.flushdb()
