@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import redis
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -28,6 +29,8 @@ from producer.submit import submit, watch
 from tests.support.proxy import CuttableProxy
 from tests.support.runs import outcomes, pool_processes, result_count, wait_until
 from tests.support.workers import WorkerProcess, workers
+
+pytestmark = pytest.mark.slow  #: the long fault scenarios: CI runs them; `-m 'not slow'` skips
 
 REPO = Path(__file__).resolve().parent.parent
 SLOW = {"ALLSCREEN_EIM_DELAY_MS": "60"}  #: slows each inference so a kill lands mid-batch
