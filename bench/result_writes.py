@@ -31,13 +31,12 @@ from allscreen.db import dialect_insert, ensure_schema, make_engine
 from allscreen.defaults import DEFAULT_BATCH_SIZE
 from allscreen.results import ResultRow, upsert_results
 from allscreen.schema import STATUS_DONE, Image, Result, Run
-from bench.common import machine, median
+from bench.common import images, machine, median
+from bench.raw_limit import raw_rate
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"  #: where benchmark databases are made
 WORKER_BATCH = DEFAULT_BATCH_SIZE  #: images per task, so rows per upsert in a worker
-#: images/s this 2-core machine classifies with the reference model: the raw limit measured
-#: on 26 Nov (BENCHMARKS.md, section 1)
-CLASSIFY_RATE = 2200.0
+CLASSIFY_IMAGES = 1000  #: images of the same-run classification baseline (bench.raw_limit)
 _SEED_CHUNK = 5000  #: images rows per executemany when seeding (not timed)
 _names = itertools.count()
 
@@ -246,6 +245,7 @@ def run_write_benchmark(
     kinds: tuple[str, ...] = ("sqlite", "postgresql"),
     admin_url: str = PG_ADMIN_URL,
     pipeline_rate: float | None = None,
+    classify_rate: float | None = None,
     out: Callable[[str], None] = print,
 ) -> dict[tuple[str, str], list[WriteRate]]:
     """All variants on every database kind, `repeats` times, alternating; print the tables."""
@@ -282,11 +282,12 @@ def run_write_benchmark(
     out("")
     for kind in kinds:
         batched = median([w.rate for w in got[kind, "batched"]])
-        line = (
-            f"{kind}: production {batched:.0f} rows/s per writer = "
-            f"{batched / CLASSIFY_RATE:.2f}x the ~{CLASSIFY_RATE:.0f} images/s a 2-core machine "
-            "classifies"
-        )
+        line = f"{kind}: production {batched:.0f} rows/s per writer"
+        if classify_rate:
+            line += (
+                f" = {batched / classify_rate:.2f}x the {classify_rate:.0f} images/s this machine "
+                "classified in this run (bench.raw_limit, all cores)"
+            )
         if pipeline_rate:
             line += (
                 f", {batched / pipeline_rate:.2f}x the stub pipeline's {pipeline_rate:.0f} img/s"
@@ -310,12 +311,18 @@ def main() -> None:
     ap.add_argument("--pg-admin-url", default=PG_ADMIN_URL)
     args = ap.parse_args()
     print(f"# result writes: 1 writer, batches of {WORKER_BATCH}; {machine()}")
+    # The baseline of the ratio is measured here, in this run, not typed in.
+    classify_rate = median(
+        [raw_rate(images(CLASSIFY_IMAGES), os.cpu_count() or 1) for _ in range(args.repeats)]
+    )
+    print(f"classification baseline (raw limit, this run): {classify_rate:.0f} images/s")
     run_write_benchmark(
         rows=args.rows,
         per_row=args.per_row,
         repeats=args.repeats,
         kinds=tuple(args.databases),
         admin_url=args.pg_admin_url,
+        classify_rate=classify_rate,
     )
 
 
