@@ -85,7 +85,7 @@ def run_demo(settings: Settings, *, path: Path | None, run_name: str, workers: i
         redis = EmbeddedRedis().start()
         env["ALLSCREEN_BROKER_URL"] = os.environ["ALLSCREEN_BROKER_URL"] = redis.url
         # Only this machine's workers can reach this Redis, and they can read the archive:
-        # paths travel instead of bytes (about 1.3x the images/s, BENCHMARKS.md).
+        # paths travel instead of bytes (no copy of every image through Redis).
         if "ALLSCREEN_TRANSPORT" not in os.environ:
             env["ALLSCREEN_TRANSPORT"] = os.environ["ALLSCREEN_TRANSPORT"] = "path"
         get_settings.cache_clear()

@@ -20,6 +20,7 @@ from allscreen.presence import PRESENCE_TTL_SECONDS, DevicePresence, connect, on
 from allscreen.schema import STATUS_DONE, Result
 from allscreen.settings import Settings, mask_url
 from readout.queries import percentile
+from readout.tables import table_text
 
 WINDOW_SECONDS = 60.0  #: the trailing window of the throughput and latency figures
 
@@ -107,18 +108,28 @@ def render_devices(rows: list[DeviceRow], queue: str) -> str:
             f"no device is online on queue {queue} "
             f"(no worker heartbeat in the last {PRESENCE_TTL_SECONDS} s)"
         )
-    head = (
-        f"{'device':<16}{'node':<28}{'model':<26}{'sha256':<14}"
-        f"{'procs':>6}{'img/s':>8}{'p50 ms':>8}"
-    )
-    lines = [head]
+    cells = []
     for r in rows:
         p = r.presence
         model = f"{p.model_name} v{p.model_version}" if p.model_name else p.model_file
         p50 = "-" if r.p50_ms is None else f"{r.p50_ms:.1f}"
-        lines.append(
-            f"{p.device:<16}{p.node:<28}{model[:25]:<26}{p.model_sha256[:12]:<14}"
-            f"{p.concurrency:>6}{r.images_per_second:>8.1f}{p50:>8}"
+        cells.append(
+            [
+                p.device,
+                p.node,
+                model[:25],
+                p.model_sha256[:12],
+                p.concurrency,
+                f"{r.images_per_second:.1f}",
+                p50,
+            ]
         )
+    lines = [
+        table_text(
+            ["device", "node", "model", "sha256", "procs", "img/s", "p50 ms"],
+            cells,
+            right=["procs", "img/s", "p50 ms"],
+        )
+    ]
     lines.append(f"({len(rows)} online; img/s and p50 over the last {WINDOW_SECONDS:g} s)")
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from allscreen.schema import Run
 from readout.cases import has_cases
 from readout.review import flagged_images, queue_cases, require_policy
+from readout.tables import table_text
 
 WORKLIST_COLUMNS = [
     "case",
@@ -44,24 +45,44 @@ def print_queue(engine: Engine, run: Run, echo: Callable[[str], Any]) -> None:
         echo(f"{len(cases)} cases need a person; {done} of them fully reviewed")
         if cases:
             echo(
-                f"{'case':<32}{'call':<10}{'images':>7}{'pos':>6}{'review':>8}"
-                f"{'max P(+)':>10}{'reviewed':>10}"
-            )
-        for c in cases:
-            echo(
-                f"{c.name[:31]:<32}{c.call:<10}{c.images:>7}{c.positive:>6}{c.review:>8}"
-                f"{_num(c.max_positive_score):>10}{c.flagged_reviewed:>6}/{c.flagged:<3}"
+                table_text(
+                    ["case", "call", "images", "positive", "review", "max P(+)", "reviewed"],
+                    (
+                        [
+                            c.name,
+                            c.call,
+                            c.images,
+                            c.positive,
+                            c.review,
+                            _num(c.max_positive_score),
+                            f"{c.flagged_reviewed}/{c.flagged}",
+                        ]
+                        for c in cases
+                    ),
+                    right=["images", "positive", "review", "max P(+)", "reviewed"],
+                )
             )
         return
     images = flagged_images(engine, run, in_force)
     reviewed = sum(x.verdict is not None for x in images)
     echo(f"{len(images)} images need a person; {reviewed} reviewed")
     if images:
-        echo(f"{'call':<10}{'label':<12}{'conf':>6}{'P(+)':>7}  {'verdict':<12}path")
-    for x in images:
         echo(
-            f"{x.model_call:<10}{(x.label or ''):<12}{_num(x.confidence):>6}"
-            f"{_num(x.positive_score):>7}  {(x.verdict or '-'):<12}{x.path}"
+            table_text(
+                ["call", "label", "conf", "P(+)", "verdict", "path"],
+                (
+                    [
+                        x.model_call,
+                        x.label,
+                        _num(x.confidence),
+                        _num(x.positive_score),
+                        x.verdict or "-",
+                        x.path,
+                    ]
+                    for x in images
+                ),
+                right=["conf", "P(+)"],
+            )
         )
 
 

@@ -11,6 +11,7 @@ from allscreen.schema import STATUS_DONE, Image, Result, Run
 from readout.queries import device_stats, run_span
 from readout.run_models import model_lines, model_status
 from readout.screening_status import screening_lines, screening_status
+from readout.tables import table_text
 
 
 def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
@@ -83,12 +84,17 @@ def render_status(data: dict[str, Any]) -> str:
     lines.extend(model_lines(data))
     lines.extend(screening_lines(data["screening"]))
     if data["devices"]:
-        lines.append(f"  {'device':<24}{'done':>8}{'failed':>8}{'p50 ms':>9}{'p95 ms':>9}")
-        for d in data["devices"]:
-            lines.append(
-                f"  {d['device']:<24}{d['done']:>8}{d['failed']:>8}"
-                f"{_ms(d['p50_ms']):>9}{_ms(d['p95_ms']):>9}"
+        lines.append(
+            table_text(
+                ["device", "done", "failed", "p50 ms", "p95 ms"],
+                (
+                    [d["device"], d["done"], d["failed"], _ms(d["p50_ms"]), _ms(d["p95_ms"])]
+                    for d in data["devices"]
+                ),
+                right=["done", "failed", "p50 ms", "p95 ms"],
+                indent=2,
             )
+        )
     return "\n".join(lines)
 
 

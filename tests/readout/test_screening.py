@@ -117,7 +117,7 @@ def test_case_level_cases_get_calls_a_later_policy_and_superseding_verdicts(
     # The review queue: positive cases first, by their highest malignant score.
     queue = _ok("review", "r", settings=settings).splitlines()
     assert "cases need a person" in queue[1]
-    listed = [line.split()[:2] for line in queue[3:]]
+    listed = [line.split()[:2] for line in queue if line.split()[:1] in (["P1"], ["P2"], ["P3"])]
     assert {"P2", "P3"} <= {name for name, _ in listed}
     order = [["positive", "review"].index(call) for _, call in listed]
     assert order == sorted(order)
