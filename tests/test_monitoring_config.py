@@ -121,8 +121,8 @@ def test_monitoring_ports_are_published_on_loopback_only() -> None:
     assert services["flower"]["command"][:2] == ["allscreen", "flower"]
 
 
-def test_the_readme_names_every_metric_family_and_the_monitoring_urls() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_monitoring_page_names_every_metric_family_and_the_monitoring_urls() -> None:
+    readme = (REPO_ROOT / "docs" / "monitoring.md").read_text()
     for family, kind in FAMILIES.items():
         assert (family + "_total" if kind == "counter" else family) in readme, family
     for url in ("http://127.0.0.1:5555", "http://127.0.0.1:3000", "http://127.0.0.1:9808/metrics"):
