@@ -57,3 +57,14 @@ DEFAULT_PREFETCH = 2
 #: (producer/recent.py), so a file is read and hashed once: a register chunk of 500 typical
 #: 24 KB images is 12 MB.
 DEFAULT_RECENT_BYTES = 16 * 1024 * 1024
+#: Seconds before a batch returns to the queue when the model cannot start on a device.
+MODEL_RETRY_COUNTDOWN = 5.0
+#: Retries of a batch whose model cannot start, before its images are recorded failed.
+MODEL_START_RETRIES = 3
+#: Seconds before a batch returns after a database outage longer than the write retries.
+DB_RETRY_COUNTDOWN = 30.0
+#: Seconds a device holding the wrong model waits before handing a pinned batch back, so it
+#: does not spin on a queue that holds only that run's batches.
+MISMATCH_PAUSE_SECONDS = 2.0
+#: Seconds without progress before `submit --wait` counts an idle broker as having lost work.
+RECOVER_AFTER_SECONDS = 5.0

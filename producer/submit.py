@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from allscreen import defaults
 from allscreen.db import open_engine
 from allscreen.errors import ConfigError
 from allscreen.policy import ScreeningPolicy
@@ -151,9 +152,6 @@ def resume(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> Enqueue
     return enq
 
 
-_RECOVER_AFTER = 5.0  #: seconds without progress before an idle broker counts as having lost work
-
-
 def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Run, Counts, float]:
     """Show progress until run `ref` is finished; re-enqueue work the broker lost on the way.
 
@@ -164,7 +162,7 @@ def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Ru
     run = find_run(engine, ref)
 
     def recover(stalled: float) -> None:
-        if stalled < _RECOVER_AFTER:
+        if stalled < defaults.RECOVER_AFTER_SECONDS:
             return
         with Publisher(_celery_app(settings), settings) as pub:
             if not pub.broker_idle():

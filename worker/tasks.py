@@ -12,6 +12,7 @@ from celery import Task
 from celery.exceptions import Reject
 from celery.signals import worker_process_shutdown
 
+from allscreen import defaults
 from allscreen.blobs import BlobStore
 from allscreen.db import get_engine
 from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError, ModelMismatch
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 
 _session: ModelSession | None = None
 _blobs: BlobStore | None = None
-_MODEL_RETRY_COUNTDOWN = 5.0  #: seconds before a batch returns when the model cannot start
-_MODEL_RETRIES = 3  #: retries of a batch whose model cannot start, before it is recorded failed
-_DB_RETRY_COUNTDOWN = 30.0  #: seconds before a batch returns after a long database outage
-#: Seconds a device holding the wrong model waits before handing a pinned batch back, so it
-#: does not spin on a queue that holds only that run's batches.
-_MISMATCH_PAUSE = 2.0
 
 
 def device_name() -> str:
@@ -107,7 +102,7 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
         # holding the pinned model, and this one has recorded its refusal for `status`. A
         # requeued message goes to the back of the Redis queue, where any device can take it.
         log.warning("refused batch %s, returned to the queue: %s", batch.describe(), exc)
-        time.sleep(_MISMATCH_PAUSE)
+        time.sleep(defaults.MISMATCH_PAUSE_SECONDS)
         # A control signal to Celery, not an error: the line above says why, and Celery logs
         # a rejection with its traceback, so the mismatch's own traceback is left out.
         raise Reject(str(exc), requeue=True) from None
@@ -115,12 +110,14 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
         # Never given up: the batch waits in the broker until the database (or the Redis
         # holding its images' bytes) is back.
         log.error("batch %s returned to the queue: %s", batch.describe(), exc)
-        raise self.retry(exc=exc, countdown=_DB_RETRY_COUNTDOWN, max_retries=None) from exc
+        raise self.retry(exc=exc, countdown=defaults.DB_RETRY_COUNTDOWN, max_retries=None) from exc
     except ModelError as exc:
-        if self.request.retries < _MODEL_RETRIES:
+        if self.request.retries < defaults.MODEL_START_RETRIES:
             log.error("batch %s returned to the queue: %s", batch.describe(), exc)
             raise self.retry(
-                exc=exc, countdown=_MODEL_RETRY_COUNTDOWN, max_retries=_MODEL_RETRIES
+                exc=exc,
+                countdown=defaults.MODEL_RETRY_COUNTDOWN,
+                max_retries=defaults.MODEL_START_RETRIES,
             ) from exc
         log.error("batch %s recorded failed: %s", batch.describe(), exc)
         outcome = record_batch_failed(
