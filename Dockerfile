@@ -9,6 +9,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY allscreen ./allscreen
+COPY cli ./cli
 COPY worker ./worker
 COPY producer ./producer
 COPY readout ./readout

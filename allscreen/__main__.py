@@ -1,5 +1,5 @@
 """`python -m allscreen` is the `allscreen` command."""
 
-from allscreen.cli import main
+from cli.main import main
 
 main()

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from allscreen.cli import cli
 from allscreen.defaults import REPO_ROOT
+from cli.main import cli
 
 COMPOSE = REPO_ROOT / "compose.yaml"
 SECRET = re.compile(r"PASSWORD|AUTH|SECRET|TOKEN", re.I)

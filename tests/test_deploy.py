@@ -17,9 +17,9 @@ import click
 import pytest
 import yaml
 
-from allscreen.cli import cli
 from allscreen.defaults import REPO_ROOT
 from allscreen.settings import unknown_keys
+from cli.main import cli
 from worker.libraries import JETPACK_LIBRARIES
 
 JETSON = REPO_ROOT / "deploy" / "jetson"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from allscreen import demo
+from cli import demo
 from tests.support.cli import allscreen
 
 

@@ -1,0 +1,171 @@
+"""Commands over a run: submit, status, resume, export and report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from allscreen.errors import ConfigError
+from allscreen.settings import Settings, checked_settings
+from cli.base import _sha256_option, cli
+from cli.screening import policy_from_options, policy_options
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_name", help="Run name; submitting to it again only adds new images.")
+@click.option("--wait", is_flag=True, help="Show live progress until every image has a result.")
+@click.option(
+    "--labels",
+    type=click.Choice(["folder", "filename", "none"]),
+    default="none",
+    show_default=True,
+    help="Where ground truth comes from, if anywhere.",
+)
+@click.option(
+    "--model-sha256",
+    "pin",
+    callback=lambda _ctx, _param, value: _sha256_option(value),
+    help="Only a worker holding this model (sha256 of its file) may classify.",
+)
+@click.option(
+    "--case-level",
+    type=click.IntRange(min=1),
+    help="The folder this many levels below PATH names each image's case.",
+)
+@click.option(
+    "--case-manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="CSV with columns path,case[,patient] (paths relative to PATH).",
+)
+@policy_options
+def submit(
+    paths: tuple[Path, ...],
+    run_name: str | None,
+    wait: bool,
+    labels: str,
+    pin: str | None,
+    case_level: int | None,
+    case_manifest: Path | None,
+    **policy: Any,
+) -> None:
+    """Register the images under PATHS in a run and enqueue them for classification."""
+    from producer.cases import CaseNamer, read_manifest
+    from producer.submit import SetPolicy
+    from producer.submit import submit as do_submit
+
+    if case_level is not None and case_manifest is not None:
+        raise ConfigError("give --case-level or --case-manifest, not both")
+    cases = None
+    if case_level is not None or case_manifest is not None:
+        manifest = read_manifest(case_manifest) if case_manifest is not None else None
+        cases = CaseNamer(level=case_level, manifest=manifest, roots=len(paths))
+    given = policy_from_options(**policy)
+    s = checked_settings()
+    done = do_submit(
+        list(paths),
+        s,
+        run_name=run_name,
+        labels=labels,  # type: ignore[arg-type]
+        pin=pin,
+        cases=cases,
+        policy=SetPolicy(*given) if given is not None else None,
+    )
+    click.echo(done.run_name)
+    if wait:
+        _wait(s, done.run_name)
+
+
+def _wait(s: Settings, ref: str) -> None:
+    from allscreen.db import open_engine
+    from producer.submit import watch
+    from readout.status import render_summary
+
+    run, c, _ = watch(ref, s)
+    click.echo(render_summary(open_engine(s, create=False), run, c))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(run: str, as_json: bool) -> None:
+    """Counts, accuracy and per-device latency of RUN."""
+    from allscreen.db import open_engine
+    from allscreen.runs import find_run
+    from readout.status import render_status, status_dict
+
+    engine = open_engine(checked_settings(), create=False)
+    data = status_dict(engine, find_run(engine, run))
+    click.echo(json.dumps(data, indent=2) if as_json else render_status(data))
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--wait", is_flag=True, help="Show live progress until every image has a result.")
+def resume(run: str, wait: bool) -> None:
+    """Re-enqueue every image of RUN that has no result."""
+    from producer.submit import resume as do_resume
+
+    s = checked_settings()
+    do_resume(run, s)
+    if wait:
+        _wait(s, run)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Where to write the CSV ('-' for stdout).",
+)
+@click.option("--cases", "per_case", is_flag=True, help="One row per case instead of per image.")
+def export(run: str, csv_path: Path, per_case: bool) -> None:
+    """Write one CSV row per image (or per case) of RUN."""
+    from allscreen.db import open_engine
+    from allscreen.runs import find_run
+    from readout.case_export import export_cases_csv
+    from readout.csv_export import export_csv
+
+    engine = open_engine(checked_settings(), create=False)
+    run_row = find_run(engine, run)
+    write = export_cases_csv if per_case else export_csv
+    if str(csv_path) == "-":
+        write(engine, run_row, sys.stdout)
+        return
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        n = write(engine, run_row, out)
+    click.echo(f"wrote {n} rows to {csv_path}", err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.option(
+    "--html",
+    "html_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the report (one self-contained HTML file).",
+)
+@click.option("--compare", "other", metavar="RUN_B", help="Compare RUN with RUN_B instead.")
+def report(run: str, html_path: Path, other: str | None) -> None:
+    """Write RUN's report: summary, calls, cases, review, accuracy, latency, failures."""
+    from allscreen.db import open_engine
+
+    engine = open_engine(checked_settings(), create=False)
+    if other is not None:
+        from readout.compare import write_comparison
+
+        write_comparison(engine, run, other, html_path)
+        click.echo(f"wrote the comparison of runs {run} and {other} to {html_path}", err=True)
+        return
+    from readout.report import write_report
+
+    write_report(engine, run, html_path)
+    click.echo(f"wrote the report of run {run} to {html_path}", err=True)
