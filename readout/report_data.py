@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, select
 
 from allscreen.schema import STATUS_DONE, Image, Result, Run
+from readout.report_screening import ScreeningData, load_screening
 from readout.status import status_dict
 
 MAX_FAILURES_LISTED = 200  #: failed images listed one by one; the rest are only counted
@@ -57,6 +59,7 @@ class ReportData:
     status: dict[str, Any]
     lines: list[ResultLine]
     models: list[str] = field(default_factory=list)
+    screening: ScreeningData | None = None  #: None when the run has no policy in force
 
     @property
     def done(self) -> list[ResultLine]:
@@ -98,22 +101,11 @@ class ReportData:
 
     def class_scores(self) -> list[ClassScore]:
         """Per-class precision (of its predictions) and recall (of its true images)."""
-        matrix = self.confusion()
-        out = []
-        for i, label in enumerate(self.labels()):
-            support = sum(matrix[i])
-            predicted = sum(row[i] for row in matrix)
-            hit = matrix[i][i]
-            out.append(
-                ClassScore(
-                    label,
-                    support,
-                    predicted,
-                    hit / predicted if predicted else None,
-                    hit / support if support else None,
-                )
-            )
-        return out
+        pairs: Counter[tuple[str, str]] = Counter()
+        for x in self.judged:
+            assert x.ground_truth is not None and x.label is not None
+            pairs[x.ground_truth, x.label] += 1
+        return class_scores_of(pairs)
 
     def failure_reasons(self) -> list[tuple[str, int]]:
         """Distinct failure reasons with their counts, most frequent first."""
@@ -125,6 +117,26 @@ class ReportData:
         for x in self.done:
             groups.setdefault(x.device or "?", []).append(x)
         return dict(sorted(groups.items()))
+
+
+def class_scores_of(pairs: Mapping[tuple[str, str], int]) -> list[ClassScore]:
+    """Per-class precision and recall from counts of (true label, predicted label) pairs."""
+    labels = sorted({t for t, _ in pairs} | {p for _, p in pairs})
+    out = []
+    for label in labels:
+        support = sum(n for (t, _), n in pairs.items() if t == label)
+        predicted = sum(n for (_, p), n in pairs.items() if p == label)
+        hit = pairs.get((label, label), 0)
+        out.append(
+            ClassScore(
+                label,
+                support,
+                predicted,
+                hit / predicted if predicted else None,
+                hit / support if support else None,
+            )
+        )
+    return out
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -177,4 +189,6 @@ def load_report(engine: Engine, run: Run) -> ReportData:
                     model=model,
                 )
             )
-    return ReportData(run, status_dict(engine, run), lines, list(models))
+    status = status_dict(engine, run)
+    screening = load_screening(engine, run, status=status.get("screening"))
+    return ReportData(run, status, lines, list(models), screening)

@@ -160,7 +160,9 @@ def latency_svg(
 ) -> str:
     """Per-device distributions: inference (ms) and queue-to-result (s); whiskers p5..p95."""
     fig, (left, right) = _figure(1.4 + 0.6 * max(len(inference_ms), 1), ncols=2)
-    _box(left, {d: v for d, v in inference_ms.items() if v}, colours, "inference, ms")
+    timed = {d: v for d, v in inference_ms.items() if v}
+    if timed:  # results from a model that reports no timing have none to plot
+        _box(left, timed, colours, "inference, ms")
     left.set_title("model inference per image", loc="left", fontsize=11)
     waits = {d: v for d, v in queue_to_result_s.items() if v}
     if waits:

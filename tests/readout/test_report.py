@@ -97,9 +97,11 @@ def test_the_page_escapes_names_and_errors_and_references_nothing_outside_itself
         assert f'<figure id="{fig}"><svg' in page
 
 
-def test_a_run_without_results_or_ground_truth_still_renders() -> None:
+def test_a_run_without_results_ground_truth_or_policy_still_renders() -> None:
     page = render_report(_data([]))
     assert "No image classified yet" in page and "No ground truth" in page
+    assert 'id="screening">No screening policy' in page  # and no Cases or Review section
+    assert 'id="cases"' not in page and 'id="review"' not in page
 
 
 @pytest.fixture
