@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from allscreen.policy import CALL_POSITIVE, CALL_REVIEW
 from allscreen.policy_store import InForce, policy_in_force
 from allscreen.schema import Image, Run
 from readout.calls import CallCounts, call_counts
@@ -66,7 +67,8 @@ def load_screening(
     cases = None
     if has_cases(engine, run.id):
         cases = sorted(case_rows(engine, run.id, in_force.policy), key=CaseRow.urgency)
-    flagged = flagged_images(engine, run, in_force)
+    queue = [c for c in cases or [] if c.call in (CALL_POSITIVE, CALL_REVIEW)]
+    flagged = flagged_images(engine, run, in_force, queue=queue)
     shown = [x.image_id for x in flagged[:MAX_THUMBNAILS]]
     with engine.connect() as conn:
         rows = conn.execute(select(Image.id, Image.location).where(Image.id.in_(shown))).all()

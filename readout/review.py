@@ -57,8 +57,13 @@ def queue_cases(engine: Engine, run: Run, in_force: InForce) -> list[CaseRow]:
     return sorted(rows, key=CaseRow.urgency)
 
 
-def flagged_images(engine: Engine, run: Run, in_force: InForce) -> list[FlaggedImage]:
-    """Images the model flagged (positive or review), in queue order (by case where any)."""
+def flagged_images(
+    engine: Engine, run: Run, in_force: InForce, *, queue: list[CaseRow] | None = None
+) -> list[FlaggedImage]:
+    """Images the model flagged (positive or review), in queue order (by case where any).
+
+    `queue` is the run's case queue (`queue_cases`) when the caller already has it.
+    """
     sub = image_calls(engine, run.id, in_force.policy).subquery()
     stmt = (
         select(sub, Image.path, Image.sha256, Case.name)
@@ -68,7 +73,9 @@ def flagged_images(engine: Engine, run: Run, in_force: InForce) -> list[FlaggedI
     )
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
-    rank = {r.case_id: i for i, r in enumerate(queue_cases(engine, run, in_force))}
+    if queue is None:
+        queue = queue_cases(engine, run, in_force)
+    rank = {r.case_id: i for i, r in enumerate(queue)}
     images = [
         FlaggedImage(
             int(r.image_id),
