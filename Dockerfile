@@ -13,6 +13,7 @@ COPY cli ./cli
 COPY worker ./worker
 COPY producer ./producer
 COPY readout ./readout
+COPY reviewweb ./reviewweb
 COPY model ./model
 COPY migrations ./migrations
 RUN pip install --no-cache-dir . && chmod +x /app/model/allscreen-all.eim

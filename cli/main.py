@@ -10,9 +10,11 @@ from allscreen.errors import AllscreenError
 from cli import admin, fleet, runs  # noqa: F401  (each adds its commands to the group)
 from cli.base import cli
 from cli.screening import policy, review
+from reviewweb.command import serve
 
 cli.add_command(policy)
 cli.add_command(review)
+cli.add_command(serve)
 
 __all__ = ["cli", "main"]
 
