@@ -7,6 +7,7 @@ SQLite (`json_extract`) and PostgreSQL (`jsonb`), and aggregate in the database.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,26 +41,27 @@ def negative_score(engine: Engine, policy: ScreeningPolicy) -> ColumnElement[Any
     return total
 
 
-def model_call(engine: Engine, policy: ScreeningPolicy) -> ColumnElement[Any]:
-    """The model's call for a result row (NULL unless the image was classified)."""
-    neg = negative_score(engine, policy)
-    conf = func.coalesce(Result.confidence, 0.0)
+def model_call(
+    policy: ScreeningPolicy,
+    *,
+    status: ColumnElement[Any],
+    label: ColumnElement[Any],
+    confidence: ColumnElement[Any],
+    negative: ColumnElement[Any],
+) -> ColumnElement[Any]:
+    """The model's call for a classified row (NULL otherwise): `ScreeningPolicy.call` in SQL.
+
+    Written so each input is read once: below the confidence bar an image is in review;
+    above it, a negative score at the threshold makes it negative, and otherwise its top label
+    decides between positive and review.
+    """
     return case(
-        (Result.status != STATUS_DONE, null()),
-        (Result.status.is_(None), null()),
-        (
-            and_(neg >= policy.min_negative_score, conf >= policy.min_confidence),
-            literal(CALL_NEGATIVE),
-        ),
-        (
-            and_(
-                Result.label.not_in(policy.negative_labels),
-                conf >= policy.min_confidence,
-                neg < policy.min_negative_score,
-            ),
-            literal(CALL_POSITIVE),
-        ),
-        else_=literal(CALL_REVIEW),
+        (status.is_(None), null()),
+        (status != STATUS_DONE, null()),
+        (func.coalesce(confidence, 0.0) < policy.min_confidence, literal(CALL_REVIEW)),
+        (negative >= policy.min_negative_score, literal(CALL_NEGATIVE)),
+        (label.in_(policy.negative_labels), literal(CALL_REVIEW)),
+        else_=literal(CALL_POSITIVE),
     )
 
 
@@ -97,42 +99,79 @@ def latest_verdicts(run_id: int) -> Any:
     )
 
 
-def image_calls(engine: Engine, run_id: int, policy: ScreeningPolicy | None) -> Select[Any]:
-    """One row per image of the run: ids, status, model and final call, verdict, scores.
+def image_calls(
+    engine: Engine,
+    run_id: int,
+    policy: ScreeningPolicy | None,
+    *,
+    case_id: int | None = None,
+    image_ids: Sequence[int] | None = None,
+) -> Select[Any]:
+    """One row per image of the run (or of one case, or the given images): calls and scores.
 
     Columns: image_id, case_id, status (NULL while pending), label, confidence,
     positive_score (1 - negative score), model_call, final_call, verdict, reviewer.
-    Without a policy the calls are NULL and the labels stand alone.
+    Without a policy the calls are NULL and the labels stand alone. Filter by case or images
+    here rather than on the result: the fence below keeps outer filters from reaching the rows.
+
+    The scores' JSON is parsed once per row, in an inner query fenced with `OFFSET 0` so
+    that neither SQLite nor PostgreSQL inlines it into each use of the calls (which would
+    parse the JSON once per reference: several times per row).
     """
     v = latest_verdicts(run_id)
-    if policy is None:
-        call: ColumnElement[Any] = null()
-        final: ColumnElement[Any] = null()
-        positive: ColumnElement[Any] = null()
-    else:
-        call = model_call(engine, policy)
-        final = final_call(policy, call, v.c.label)
-        positive = case(
-            (Result.status == STATUS_DONE, 1.0 - negative_score(engine, policy)), else_=null()
+    negative: ColumnElement[Any] = cast(null(), Float)
+    if policy is not None:
+        negative = case(
+            (Result.status == STATUS_DONE, negative_score(engine, policy)), else_=null()
         )
-    return (
+    scored = (
         select(
             Image.id.label("image_id"),
             Image.case_id,
             Result.status,
             Result.label,
             Result.confidence,
-            positive.label("positive_score"),
-            call.label("model_call"),
-            final.label("final_call"),
+            negative.label("negative"),
             v.c.label.label("verdict"),
             v.c.reviewer.label("reviewer"),
         )
         .select_from(Image)
         .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
         .outerjoin(v, v.c.image_id == Image.id)
-        .where(Image.run_id == run_id)
+        .where(Image.run_id == run_id, *_only(case_id, image_ids))
+        .offset(0)
+        .subquery("scored")
     )
+    s = scored.c
+    if policy is None:
+        call: ColumnElement[Any] = null()
+        final: ColumnElement[Any] = null()
+    else:
+        call = model_call(
+            policy, status=s.status, label=s.label, confidence=s.confidence, negative=s.negative
+        )
+        final = final_call(policy, call, s.verdict)
+    return select(
+        s.image_id,
+        s.case_id,
+        s.status,
+        s.label,
+        s.confidence,
+        (1.0 - s.negative).label("positive_score"),
+        call.label("model_call"),
+        final.label("final_call"),
+        s.verdict,
+        s.reviewer,
+    )
+
+
+def _only(case_id: int | None, image_ids: Sequence[int] | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if case_id is not None:
+        where.append(Image.case_id == case_id)
+    if image_ids is not None:
+        where.append(Image.id.in_(list(image_ids)))
+    return where
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,8 +107,12 @@ def _side(engine: Engine, run: Run) -> tuple[Side, Any]:
         f"{m.name} v{m.version} ({(m.sha256 or '?')[:12]}, {m.done} images)"
         for m in models_of_run(engine, run.id)
     ]
-    calls = image_calls(engine, run.id, in_force.policy if in_force else None)
-    sub = calls.add_columns(Image.sha256, Image.path, Image.ground_truth).subquery()
+    calls = image_calls(engine, run.id, in_force.policy if in_force else None).subquery()
+    sub = (
+        select(calls, Image.sha256, Image.path, Image.ground_truth)
+        .join(Image, Image.id == calls.c.image_id)
+        .subquery()
+    )
     return Side(run, in_force, images, models), sub
 
 

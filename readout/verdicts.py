@@ -89,13 +89,12 @@ def record_verdicts(engine: Engine, run: Run, items: list[VerdictInput]) -> int:
             raise ReviewError("a verdict needs a reviewer's name (--by NAME)")
     ids = _resolve(engine, run, [x.ref for x in items])
     in_force = policy_in_force(engine, run)
-    calls = image_calls(engine, run.id, in_force.policy if in_force else None).subquery()
+    wanted = sorted(set(ids.values()))
+    policy = in_force.policy if in_force else None
     with engine.connect() as conn:
         said = {
             int(r.image_id): r
-            for r in conn.execute(
-                select(calls).where(calls.c.image_id.in_(sorted(set(ids.values()))))
-            )
+            for r in conn.execute(image_calls(engine, run.id, policy, image_ids=wanted))
         }
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []

@@ -104,16 +104,12 @@ def image_cards(
     image_ids: list[int] | None = None,
 ) -> list[ImageCard]:
     """Cards for a case's images (or the given images of the run), flagged ones first."""
-    sub = image_calls(engine, run.id, policy).subquery()
+    sub = image_calls(engine, run.id, policy, case_id=case_id, image_ids=image_ids).subquery()
     stmt = (
         select(sub, Image.path, Result.scores)
         .join(Image, Image.id == sub.c.image_id)
         .outerjoin(Result, and_(Result.run_id == run.id, Result.image_id == sub.c.image_id))
     )
-    if case_id is not None:
-        stmt = stmt.where(sub.c.case_id == case_id)
-    if image_ids is not None:
-        stmt = stmt.where(sub.c.image_id.in_(image_ids))
     with engine.connect() as conn:
         rows = conn.execute(stmt).all()
     cards = [
