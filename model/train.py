@@ -92,6 +92,7 @@ class Config:
     saturation: float = 0.0  # random saturation scale 1 +- saturation (0 = off)
     ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off)
     mixup: float = 0.0  # Beta(a, a) mixup of image pairs and their labels (0 = off)
+    stain: float = 0.0  # HED stain jitter strength (0 = off)
 
     @property
     def shift_px(self) -> int:
@@ -202,6 +203,8 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
             for i in range(n)
         ]
         x = torch.stack(crops).permute(0, 2, 3, 1)
+    if cfg.stain > 0:
+        x = stain_jitter(x, gen, cfg.stain)
     if cfg.jitter > 0:
         j = cfg.jitter
         gain = 1.0 + j * (2 * torch.rand((n, 1, 1, 3), generator=gen) - 1)
@@ -213,6 +216,29 @@ def augment(x: torch.Tensor, gen: torch.Generator, cfg: Config) -> torch.Tensor:
         sat = 1.0 + cfg.saturation * (2 * torch.rand((n, 1, 1, 1), generator=gen) - 1)
         x = (grey + sat * (x - grey)).clamp(0.0, 1.0)
     return x.contiguous()
+
+
+RGB_FROM_HED = torch.tensor(
+    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float32
+)
+"""Ruifrok & Johnston's haematoxylin, eosin and DAB optical-density vectors (rows)."""
+
+
+def stain_jitter(x: torch.Tensor, gen: torch.Generator, sigma: float) -> torch.Tensor:
+    """Jitter each image's stain concentrations in an H&E-like deconvolution space.
+
+    Optical density ``-ln(x)`` is unmixed into three stain channels, each scaled by
+    ``U(1 - sigma, 1 + sigma)`` and shifted by ``U(-sigma, sigma)`` (OD units), and mixed
+    back (Tellez et al. 2018, "HED jitter"). ``x`` is an NHWC batch in 0..1.
+    """
+    n = x.shape[0]
+    rgb_from_hed = RGB_FROM_HED / RGB_FROM_HED.norm(dim=1, keepdim=True)
+    hed_from_rgb = torch.linalg.inv(rgb_from_hed)
+    alpha = 1.0 + sigma * (2 * torch.rand((n, 1, 1, 3), generator=gen) - 1)
+    beta = sigma * (2 * torch.rand((n, 1, 1, 3), generator=gen) - 1)
+    od = -torch.log(x.clamp_min(1.0 / 255.0))
+    hed = (od @ hed_from_rgb) * alpha + beta
+    return torch.exp(-(hed @ rgb_from_hed)).clamp(0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -616,6 +642,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--ema", type=float, default=d.ema, help="weight EMA decay (0 = off)")
     p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta alpha (0 = off)")
+    p.add_argument("--stain", type=float, default=d.stain, help="HED stain jitter (0 = off)")
     p.add_argument("--tta", action="store_true", help="average the 8 dihedral views in graph")
     p.add_argument(
         "--distill", action="store_true", help="distil the members into one exported network"
@@ -645,6 +672,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         saturation=args.saturation,
         ema=args.ema,
         mixup=args.mixup,
+        stain=args.stain,
     )
 
 
