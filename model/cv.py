@@ -1,25 +1,28 @@
 """Grouped k-fold cross-validation of a training recipe over ``train`` + ``val``.
 
-``val`` (327 images) is saturated: nearly every recipe scores 99.39% on it with the same two
-images wrong, so it cannot choose between recipes. This protocol pools ``train`` and
-``val`` (2,279 images), splits them into ``K`` folds by the ``split.csv`` ``group`` column
-(near-duplicates stay together; groups are dealt per class, so every fold has about the
-same class mix), trains the recipe ``K`` times on ``K - 1`` folds and predicts the held-out
-fold. Out-of-fold predictions of all 2,279 images are pooled into one confusion matrix, so
-recipes are compared on tens of errors instead of two. ``test`` is never loaded.
+``val`` alone (328 images) is saturated: nearly every recipe gets the same two or three
+images wrong on it, so it cannot choose between recipes. This protocol pools ``train`` and
+``val`` (2,286 images under split v2), splits them into ``K`` folds by the ``split.csv``
+``group`` column (near duplicates stay together; groups are dealt per class, so every fold
+has about the same class mix), trains the recipe ``K`` times on ``K - 1`` folds and
+predicts the held-out fold. Out-of-fold predictions of every pooled image form one
+confusion matrix, so recipes are compared on tens of errors instead of two; they are also
+what :mod:`model.calibrate` fits the temperature and the operating point on. ``test`` is
+never loaded.
 
 No split is looked at during a fold's training: every fold trains for the recipe's full
 ``--epochs`` and keeps the last epoch (the cosine schedule ends at LR 0), unlike the final
 protocol, which picks the epoch on ``val``. Fold ``k`` uses the seed ``seed * 1000 + k``.
 
-Usage (from the repository root; every training option of :mod:`model.train` applies)::
+Usage (from the repository root; every training option of :mod:`model.train` applies, and
+its defaults are the shipped recipe)::
 
-    .venv/bin/python -m model.cv --folds 4 --name baseline [--epochs 40] [--norm image] ...
+    .venv/bin/python -m model.cv --folds 4 --name v2-H --threads 1 [--stain 0.05] ...
 
 The out-of-fold figures are printed and written as JSON to the git-ignored
 ``model/.train-cache/cv-<name>.json``, and the out-of-fold probabilities to
-``cv-<name>.npz``. ``--combine RUN [RUN ...]`` scores the ensemble of finished runs (the
-mean of their out-of-fold softmax) without training::
+``cv-<name>.npz`` (:class:`model.oof.OutOfFold`). ``--combine RUN [RUN ...]`` scores the
+ensemble of finished runs (the mean of their out-of-fold softmax) without training::
 
     .venv/bin/python -m model.cv --name B0+B1 --combine B0 B1
 """
