@@ -27,6 +27,7 @@ from typing import Any
 from model.calibration import (
     ECE_BINS,
     apply_temperature,
+    cross_fitted,
     fit_temperature,
     plot_reliability,
     reliability,
@@ -55,6 +56,7 @@ def calibrate(run: OutOfFold, name: str) -> dict[str, Any]:
     temperature = fit_temperature(run.probs, run.labels)
     calibrated = apply_temperature(run.probs, temperature)
     after = reliability(calibrated, run.labels)
+    crossed = cross_fitted(run.probs, run.labels, run.folds)
     t = choose_min_negative_score(calibrated, run.labels)
     table = review_table(calibrated, run.labels, t)
     r = choose_min_confidence(table)
@@ -67,6 +69,8 @@ def calibrate(run: OutOfFold, name: str) -> dict[str, Any]:
         "nll_after": nll(calibrated, run.labels),
         "ece_before": before.ece,
         "ece_after": after.ece,
+        "nll_cross_fitted": nll(crossed, run.labels),
+        "ece_cross_fitted": reliability(crossed, run.labels).ece,
         "screening": {
             "negative_labels": list(NEGATIVE_LABELS),
             "min_negative_score": t,
@@ -83,16 +87,19 @@ def calibrate(run: OutOfFold, name: str) -> dict[str, Any]:
 def format_result(result: dict[str, Any]) -> str:
     """The figures of :func:`calibrate` as text, with the review table."""
     point, op = result["screening"], result["at_operating_point"]
+    at_t = result["at_t_without_review"]
     lines = [
         f"run {result['run']}: {result['n']} out-of-fold images, T = {result['temperature']}",
         f"NLL {result['nll_before']:.4f} -> {result['nll_after']:.4f}; "
         f"ECE ({result['ece_bins']} bins) {result['ece_before'] * 100:.2f}% -> "
-        f"{result['ece_after'] * 100:.2f}%",
-        f"t = {point['min_negative_score']}: {op['all_negative']} of {op['n_all']} ALL images "
-        f"negative; {op['benign_flagged']} of {op['n_benign']} Benign flagged (P(Benign) < t)",
+        f"{result['ece_after'] * 100:.2f}% (T fit on the other folds: NLL "
+        f"{result['nll_cross_fitted']:.4f}, ECE {result['ece_cross_fitted'] * 100:.2f}%)",
+        f"t = {point['min_negative_score']}: {at_t['all_negative']} of {at_t['n_all']} ALL images "
+        f"at P(Benign) >= t; {at_t['benign_flagged']} of {at_t['n_benign']} Benign flagged "
+        "(P(Benign) < t)",
         f"r = {point['min_confidence']}: review {op['reviewed']} ({op['review_share'] * 100:.2f}%)"
-        f"; Benign positive {op['benign_positive']}, Benign review {op['benign_review']}, "
-        f"ALL review {op['all_review']}",
+        f"; ALL negative {op['all_negative']}, Benign positive {op['benign_positive']}, "
+        f"Benign review {op['benign_review']}, ALL review {op['all_review']}",
         "r     reviewed  share   ALL neg  Benign pos  screening err  top-label err reviewed",
     ]
     for row in result["review_table"]:
