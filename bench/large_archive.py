@@ -444,7 +444,7 @@ def code_fingerprint() -> str:
     files = [
         p for pkg in ("allscreen", "producer", "worker") for p in (REPO_ROOT / pkg).glob("*.py")
     ]
-    files += [REPO_ROOT / "model" / f for f in ("eim_server.py", "eim_protocol.py", "pin.py")]
+    files += [*(REPO_ROOT / "model").glob("eim_*.py"), REPO_ROOT / "model" / "pin.py"]
     for path in sorted(files):
         digest.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
     head = subprocess.run(

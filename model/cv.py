@@ -1,25 +1,28 @@
 """Grouped k-fold cross-validation of a training recipe over ``train`` + ``val``.
 
-``val`` (327 images) is saturated: nearly every recipe scores 99.39% on it with the same two
-images wrong, so it cannot choose between recipes. This protocol pools ``train`` and
-``val`` (2,279 images), splits them into ``K`` folds by the ``split.csv`` ``group`` column
-(near-duplicates stay together; groups are dealt per class, so every fold has about the
-same class mix), trains the recipe ``K`` times on ``K - 1`` folds and predicts the held-out
-fold. Out-of-fold predictions of all 2,279 images are pooled into one confusion matrix, so
-recipes are compared on tens of errors instead of two. ``test`` is never loaded.
+``val`` alone (328 images) is saturated: nearly every recipe gets the same two or three
+images wrong on it, so it cannot choose between recipes. This protocol pools ``train`` and
+``val`` (2,286 images under split v2), splits them into ``K`` folds by the ``split.csv``
+``group`` column (near duplicates stay together; groups are dealt per class, so every fold
+has about the same class mix), trains the recipe ``K`` times on ``K - 1`` folds and
+predicts the held-out fold. Out-of-fold predictions of every pooled image form one
+confusion matrix, so recipes are compared on tens of errors instead of two; they are also
+what :mod:`model.calibrate` fits the temperature and the operating point on. ``test`` is
+never loaded.
 
 No split is looked at during a fold's training: every fold trains for the recipe's full
 ``--epochs`` and keeps the last epoch (the cosine schedule ends at LR 0), unlike the final
 protocol, which picks the epoch on ``val``. Fold ``k`` uses the seed ``seed * 1000 + k``.
 
-Usage (from the repository root; every training option of :mod:`model.train` applies)::
+Usage (from the repository root; every training option of :mod:`model.train` applies, and
+its defaults are the shipped recipe)::
 
-    .venv/bin/python -m model.cv --folds 4 --name baseline [--epochs 40] [--norm image] ...
+    .venv/bin/python -m model.cv --folds 4 --name v2-H --threads 1 [--stain 0.05] ...
 
 The out-of-fold figures are printed and written as JSON to the git-ignored
 ``model/.train-cache/cv-<name>.json``, and the out-of-fold probabilities to
-``cv-<name>.npz``. ``--combine RUN [RUN ...]`` scores the ensemble of finished runs (the
-mean of their out-of-fold softmax) without training::
+``cv-<name>.npz`` (:class:`model.oof.OutOfFold`). ``--combine RUN [RUN ...]`` scores the
+ensemble of finished runs (the mean of their out-of-fold softmax) without training::
 
     .venv/bin/python -m model.cv --name B0+B1 --combine B0 B1
 """
@@ -32,29 +35,17 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
-import torch
-from torch.nn import functional as F
 
-from model.evaluate import LABELS, confusion_matrix, metrics_from_confusion
-from model.train import (
-    CACHE_DIR,
-    Arrays,
-    Config,
-    config_from_args,
-    load_arrays,
-    parse_args,
-    predict_probs,
-    resolve_data_dir,
-    start_run,
-    to_tensor,
-    train_member,
-)
+from model.augment import to_tensor
+from model.data import CACHE_DIR, Arrays, channel_stats, load_arrays, resolve_data_dir
+from model.metrics import LABELS, confusion_matrix, metrics_from_confusion, nll
+from model.oof import OutOfFold
+from model.train import Config, config_from_args, parse_args, predict_probs, start_run, train_net
 
 POOLED: tuple[str, ...] = ("train", "val")
 
@@ -96,37 +87,6 @@ def assign_folds(labels: Sequence[str], groups: Sequence[str], k: int, seed: int
     return [fold_of_group[g] for g in groups]
 
 
-@dataclass(frozen=True)
-class OutOfFold:
-    """A CV run's out-of-fold softmax ``probs`` ``[N, 4]``, with each image's label and fold."""
-
-    probs: npt.NDArray[np.float32]
-    labels: npt.NDArray[np.int64]
-    folds: npt.NDArray[np.int64]
-
-    def save(self, name: str) -> None:
-        """Write ``cv-<name>.npz`` in the training cache."""
-        np.savez(CACHE_DIR / f"cv-{name}.npz", oof=self.probs, y=self.labels, folds=self.folds)
-
-    @classmethod
-    def load(cls, name: str) -> OutOfFold:
-        """Read what :meth:`save` wrote for run ``name``."""
-        saved = np.load(CACHE_DIR / f"cv-{name}.npz")
-        return cls(probs=saved["oof"], labels=saved["y"], folds=saved["folds"])
-
-    def fold_errors(self) -> list[dict[str, int]]:
-        """Images and errors of every fold."""
-        wrong = self.probs.argmax(1) != self.labels
-        return [
-            {
-                "fold": int(f),
-                "n": int((self.folds == f).sum()),
-                "errors": int(wrong[self.folds == f].sum()),
-            }
-            for f in np.unique(self.folds)
-        ]
-
-
 def run_cv(cfg: Config, data_dir: Path, k: int, fold_seed: int = 0) -> OutOfFold:
     """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold."""
     data = load_arrays(data_dir, cfg.size)
@@ -143,13 +103,10 @@ def run_cv(cfg: Config, data_dir: Path, k: int, fold_seed: int = 0) -> OutOfFold
     for fold in range(k):
         t0 = time.perf_counter()
         tr, te = folds != fold, folds == fold
-        xf = x_all[tr].astype(np.float32) / np.float32(255.0)
-        mean = [float(v) for v in xf.mean(axis=(0, 1, 2))]
-        std = [float(v) for v in xf.std(axis=(0, 1, 2))]
-        del xf
+        mean, std = channel_stats(x_all[tr])
         fold_data = {"train": Arrays(x=x_all[tr], y=y_all[tr])}
-        net, _ = train_member(cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False)
-        oof[te] = predict_probs(net, to_tensor(x_all[te]), tta=False).numpy()
+        net, _ = train_net(cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False)
+        oof[te] = predict_probs(net, to_tensor(x_all[te])).numpy()
         errors = int((oof[te].argmax(1) != y_all[te]).sum())
         seconds = time.perf_counter() - t0
         print(f"fold {fold}: {errors} errors of {int(te.sum())} ({seconds:.0f} s)", flush=True)
@@ -161,15 +118,12 @@ def score(run: OutOfFold, rows: Sequence[dict[str, str]]) -> dict[str, Any]:
     pred = run.probs.argmax(1)
     cm = confusion_matrix(run.labels.tolist(), pred.tolist())
     result = metrics_from_confusion(cm)
-    nll = F.nll_loss(
-        torch.from_numpy(run.probs).clamp_min(1e-8).log(), torch.from_numpy(run.labels)
-    )
     result.update(
         {
             "errors_total": int((pred != run.labels).sum()),
             "benign_to_early": int(cm[LABELS.index("Benign"), LABELS.index("Early")]),
             "early_to_benign": int(cm[LABELS.index("Early"), LABELS.index("Benign")]),
-            "oof_nll": float(nll),
+            "oof_nll": nll(run.probs, run.labels),
             "folds": run.fold_errors(),
             "wrong": [
                 {"file": rows[int(i)]["file"], "predicted": LABELS[int(pred[i])]}
@@ -231,14 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
         print(format_cv(own.name, result), flush=True)
         return 0
-    # Each fold trains one network and evaluates it as trained: no ensembles, no TTA.
-    cfg = replace(config_from_args(args), members=1, tta=False, distill=False)
+    cfg = config_from_args(args)
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
     run = run_cv(cfg, data_dir, own.folds, own.fold_seed)
     result = score(run, pooled_rows(data_dir))
-    result["config"] = cfg.__dict__
+    result["config"] = asdict(cfg)
     result["seconds"] = time.perf_counter() - t_start
     print(format_cv(own.name, result), flush=True)
     print(f"total wall time {result['seconds']:.1f}s")

@@ -22,7 +22,6 @@ weights must have; weights named by ``--onnx`` or ``ALLSCREEN_EIM_ONNX`` are not
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import json
@@ -33,8 +32,6 @@ import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -44,154 +41,25 @@ import numpy.typing as npt
 if __name__ == "__main__":  # run as a script by the launcher: make `model.*` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
+from model.eim_classifier import OnnxClassifier, load_classifier
+from model.eim_config import ServerConfig, parse_config
+from model.eim_framing import BadFrame, Frame, RequestScanner, encode_reply, error_reply
 from model.eim_protocol import (
-    DEFAULT_MAX_REQUEST_BYTES,
-    BadFrame,
-    FeatureShm,
-    Frame,
     ModelInfo,
     RequestError,
-    RequestScanner,
-    encode_reply,
-    error_reply,
     features_from_json,
     hello_reply,
     request_id,
     shm_elements,
     unpack_rgb,
 )
-from model.pin import sha256_of
+from model.eim_shm import FeatureShm
 
-DEFAULT_ONNX = Path(__file__).resolve().parent / "all_cnn96.onnx"
-DEFAULT_ACCEPT_TIMEOUT_S = 60.0  #: exit if the SDK has not connected by then
+__all__ = ["OnnxClassifier", "ServerConfig", "main", "parse_config", "serve"]
+
 RECV_BYTES = 1 << 20  #: one recv() reads a whole JSON classify of a 96x96 image
 PR_SET_PDEATHSIG = 1  #: from <linux/prctl.h>
 VERBS = ("hello", "classify", "classify_shm")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """Everything the server needs to know, from arguments and environment."""
-
-    socket_path: str
-    onnx_path: Path = DEFAULT_ONNX
-    delay_ms: float = 0.0
-    latency_ms: float = 0.0
-    accept_timeout_s: float = DEFAULT_ACCEPT_TIMEOUT_S
-    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    print_info: bool = False
-    weights_sha256: str = ""  #: what the default weights must hash to ('' = unchecked)
-
-
-_NUMERIC_OPTIONS = (  # (option, variable, type, default, smallest allowed)
-    ("delay_ms", "ALLSCREEN_EIM_DELAY_MS", float, 0.0, 0.0),
-    ("latency_ms", "ALLSCREEN_EIM_LATENCY_MS", float, 0.0, 0.0),
-    ("accept_timeout_s", "ALLSCREEN_EIM_ACCEPT_TIMEOUT_S", float, DEFAULT_ACCEPT_TIMEOUT_S, 0.001),
-    ("max_request_bytes", "ALLSCREEN_EIM_MAX_REQUEST_BYTES", int, DEFAULT_MAX_REQUEST_BYTES, 2),
-)
-
-
-def parse_config(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[ServerConfig, str]:
-    """Build the configuration: command-line options win over ``ALLSCREEN_EIM_*`` variables.
-
-    Returns the configuration and an error message ('' if none). A bad value does not stop
-    the server (the SDK would wait forever for the socket): it is served as the reply to
-    every request, so ``ImpulseRunner.init()`` raises it.
-    """
-    parser = argparse.ArgumentParser(prog="eim_server", description=__doc__.splitlines()[0])
-    parser.add_argument("socket_path", nargs="?", help="Unix socket to create and serve")
-    parser.add_argument("--onnx", help="model file (ALLSCREEN_EIM_ONNX)")
-    parser.add_argument("--delay-ms", help="ms added per inference (ALLSCREEN_EIM_DELAY_MS)")
-    parser.add_argument(
-        "--latency-ms", help="least ms per inference, compute included (ALLSCREEN_EIM_LATENCY_MS)"
-    )
-    parser.add_argument("--accept-timeout-s", help="(ALLSCREEN_EIM_ACCEPT_TIMEOUT_S)")
-    parser.add_argument("--max-request-bytes", help="(ALLSCREEN_EIM_MAX_REQUEST_BYTES)")
-    parser.add_argument("--print-info", action="store_true", help="print the hello reply")
-    parser.add_argument("--weights-sha256", default="", help="pin of the default weights")
-    args = parser.parse_args(argv)
-    if args.socket_path is None and not args.print_info:
-        parser.error("SOCKET_PATH is required")
-    values: dict[str, Any] = {}
-    errors: list[str] = []
-    for name, variable, kind, default, least in _NUMERIC_OPTIONS:
-        raw = getattr(args, name)
-        raw = environ.get(variable, "") if raw is None else raw
-        try:
-            values[name] = kind(raw) if raw.strip() else default
-            if not values[name] >= least or values[name] == float("inf"):  # also NaN
-                raise ValueError
-        except ValueError:
-            values[name] = default
-            errors.append(
-                f"--{name.replace('_', '-')} / {variable} = {raw!r} is not a number >= {least}"
-            )
-    onnx = args.onnx or environ.get("ALLSCREEN_EIM_ONNX") or DEFAULT_ONNX
-    config = ServerConfig(
-        socket_path=args.socket_path or "",
-        onnx_path=Path(onnx),
-        print_info=args.print_info,
-        weights_sha256=args.weights_sha256,
-        **values,
-    )
-    return config, ("bad configuration: " + "; ".join(errors) if errors else "")
-
-
-class OnnxClassifier:
-    """An onnxruntime session on one core, described by its ONNX metadata."""
-
-    def __init__(self, path: Path, *, delay_ms: float = 0.0, latency_ms: float = 0.0) -> None:
-        """Load ``path`` and run one warm-up inference.
-
-        Raises:
-            Exception: whatever onnxruntime raises for a missing or broken model, or
-                ValueError if the metadata, input shape or output shape break the contract.
-        """
-        import onnxruntime as ort  # here, so a missing onnxruntime is served as an error
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1  # one server process per core is the deployment model
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.info = ModelInfo.from_metadata(self._session.get_modelmeta().custom_metadata_map)
-        self._delay_s = delay_ms / 1000.0
-        self._latency_s = latency_ms / 1000.0
-        inp = self._session.get_inputs()[0]
-        want = [self.info.height, self.info.width, 3]
-        dims = list(inp.shape)[1:]
-        fixed = [d if isinstance(d, int) else w for d, w in zip(dims, want, strict=False)]
-        if len(dims) != 3 or fixed != want:  # symbolic dims (None, "N") accept anything
-            raise ValueError(f"input {inp.name!r} has shape {inp.shape}, metadata says {want}")
-        self._input = inp.name
-        outputs = [o.name for o in self._session.get_outputs()]
-        self._output = "probs" if "probs" in outputs else outputs[0]
-        self.classify(np.zeros((1, *want), dtype=np.float32))  # warm-up, and checks output
-
-    def classify(self, pixels: npt.NDArray[np.float32]) -> tuple[list[float], float]:
-        """Return one score per label and the inference time in ms (emulated time included).
-
-        An emulated device first adds ``delay_ms``, then waits until ``latency_ms`` have
-        passed since the inference began.
-
-        Raises:
-            RequestError: if the model returns the wrong number of scores or non-finite ones.
-        """
-        t0 = time.perf_counter()
-        (out,) = self._session.run([self._output], {self._input: pixels})
-        if self._delay_s > 0:
-            time.sleep(self._delay_s)
-        if self._latency_s > 0:
-            time.sleep(max(0.0, t0 + self._latency_s - time.perf_counter()))
-        ms = (time.perf_counter() - t0) * 1000.0
-        scores = np.asarray(out, dtype=np.float64).reshape(-1)
-        if scores.size != len(self.info.labels) or not np.all(np.isfinite(scores)):
-            raise RequestError(
-                f"model returned {scores.size} scores, or a non-finite one, "
-                f"for {len(self.info.labels)} labels"
-            )
-        return scores.tolist(), ms
 
 
 class EimSession:
@@ -358,34 +226,6 @@ def _unlink(path: str) -> None:
     """Remove ``path`` if it exists (the SDK may already have deleted its temp dir)."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def weights_mismatch(config: ServerConfig) -> str:
-    """Why the default weights cannot be served under the launcher's pin ('' if they can)."""
-    path = config.onnx_path
-    if not config.weights_sha256 or path.resolve() != DEFAULT_ONNX or not path.is_file():
-        return ""
-    digest = sha256_of(path)
-    if digest == config.weights_sha256:
-        return ""
-    return (
-        f"weights {path} (sha256 {digest[:12]}) are not the ones the launcher pins "
-        f"({config.weights_sha256[:12]}); if they were retrained on purpose, run "
-        "`python -m model.pin` so that the model's identity changes with them"
-    )
-
-
-def load_classifier(config: ServerConfig) -> tuple[OnnxClassifier | None, str]:
-    """Load the model; on failure return the reason, which ``hello`` will then report."""
-    mismatch = weights_mismatch(config)
-    if mismatch:
-        return None, mismatch
-    try:
-        return OnnxClassifier(
-            config.onnx_path, delay_ms=config.delay_ms, latency_ms=config.latency_ms
-        ), ""
-    except Exception as exc:  # any load failure is served as an error, never a hang
-        return None, f"model failed to load: {config.onnx_path}: {type(exc).__name__}: {exc}"
 
 
 def serve(config: ServerConfig, stopper: Stopper, config_error: str = "") -> int:

@@ -27,10 +27,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from model.eim_protocol import ModelInfo
-
-LABELS: tuple[str, ...] = ("Benign", "Early", "Pre", "Pro")
-"""Class label order of the model output."""
+from model.calibration import ece
+from model.eim_protocol import ModelInfo, ScreeningThreshold
+from model.metrics import LABELS, confusion_matrix, metrics_from_confusion
+from model.screening import outcome
 
 INPUT_SIZE = 96
 """Default side of the square input when none is given (the Edge Impulse device's size).
@@ -149,37 +149,10 @@ def model_input_size(sess: ort.InferenceSession) -> tuple[int, int]:
     raise ValueError(f"model declares no input size (metadata or static input shape {shape})")
 
 
-def confusion_matrix(
-    y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = len(LABELS)
-) -> npt.NDArray[np.int64]:
-    """Return the confusion matrix, rows = true class, columns = predicted class."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    for t, p in zip(y_true, y_pred, strict=True):
-        cm[t, p] += 1
-    return cm
-
-
-def metrics_from_confusion(cm: npt.NDArray[np.int64]) -> dict[str, Any]:
-    """Accuracy and per-class precision/recall from a confusion matrix."""
-    total = int(cm.sum())
-    correct = int(np.trace(cm))
-    per_class: dict[str, dict[str, float | int]] = {}
-    for i, name in enumerate(LABELS):
-        tp = int(cm[i, i])
-        support = int(cm[i, :].sum())
-        predicted = int(cm[:, i].sum())
-        per_class[name] = {
-            "support": support,
-            "precision": tp / predicted if predicted else 0.0,
-            "recall": tp / support if support else 0.0,
-        }
-    return {
-        "n": total,
-        "correct": correct,
-        "accuracy": correct / total if total else 0.0,
-        "per_class": per_class,
-        "confusion_matrix": cm.tolist(),
-    }
+def model_screening(sess: ort.InferenceSession) -> ScreeningThreshold | None:
+    """The screening operating point the model carries in its metadata (None if none)."""
+    meta: dict[str, str] = sess.get_modelmeta().custom_metadata_map
+    return ScreeningThreshold.from_metadata(meta, LABELS)
 
 
 def evaluate(
@@ -198,11 +171,15 @@ def evaluate(
     a noisy machine, the median time of :func:`preprocess` (JPEG decode, colour conversion,
     resize; call ``cv2.setNumThreads(1)`` first for a one-core figure) is reported too, with
     the ratio network / preprocessing. Images are resized to the model's own input size
-    (:func:`model_input_size`).
+    (:func:`model_input_size`). Also reported: the expected calibration error (15 bins,
+    top label) and, when the model carries a screening operating point, what it decides
+    (:func:`model.screening.outcome`).
     """
     items = load_split(data_dir, split)
     sess = make_session(model_path, threads=threads)
     input_name = sess.get_inputs()[0].name
+    outputs = [o.name for o in sess.get_outputs()]
+    output = "probs" if "probs" in outputs else outputs[0]
     width, height = model_input_size(sess)
     inputs: list[npt.NDArray[np.float32]] = []
     pre_ms: list[float] = []
@@ -211,16 +188,18 @@ def evaluate(
         inputs.append(preprocess(path, width, height)[None, ...])
         pre_ms.append((time.perf_counter() - t0) * 1000.0)
     for k in range(min(warmup, len(inputs))):
-        sess.run(None, {input_name: inputs[k]})
+        sess.run([output], {input_name: inputs[k]})
     y_true: list[int] = []
     y_pred: list[int] = []
     times_ms: list[float] = []
+    all_probs: list[npt.NDArray[np.float32]] = []
     errors: list[dict[str, Any]] = []
     for (path, label), x in zip(items, inputs, strict=True):
         t0 = time.perf_counter()
-        out = sess.run(None, {input_name: x})
+        out = sess.run([output], {input_name: x})
         times_ms.append((time.perf_counter() - t0) * 1000.0)
         probs = np.asarray(out[0], dtype=np.float32)[0]
+        all_probs.append(probs)
         pred = int(np.argmax(probs))
         truth = LABELS.index(label)
         y_true.append(truth)
@@ -235,6 +214,11 @@ def evaluate(
                 }
             )
     result = metrics_from_confusion(confusion_matrix(y_true, y_pred))
+    p, y = np.stack(all_probs), np.asarray(y_true, dtype=np.int64)
+    result["ece"] = ece(p, y)
+    screening = model_screening(sess)
+    if screening is not None:
+        result["screening"] = outcome(p, y, screening.min_negative_score, screening.min_confidence)
     result.update(
         {
             "model": str(model_path),
@@ -275,6 +259,16 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(
             f"baseline preprocess (decode+resize) median {result['preprocess_ms_median']:.3f} ms;"
             f" network/preprocess ratio {result['latency_to_preprocess_ratio']:.2f}"
+        )
+    if "ece" in result:
+        lines.append(f"expected calibration error (15 bins, top label) {result['ece'] * 100:.2f}%")
+    if "screening" in result:
+        op = result["screening"]
+        lines.append(
+            f"screening t={op['t']} r={op['r']}: ALL called negative {op['all_negative']} of "
+            f"{op['n_all']}; Benign positive {op['benign_positive']}, Benign review "
+            f"{op['benign_review']} of {op['n_benign']}; review {op['reviewed']} of {op['n']} "
+            f"({op['review_share'] * 100:.2f}%)"
         )
     for err in result.get("errors", []):
         lines.append(

@@ -24,14 +24,8 @@ import onnxruntime as ort
 import pytest
 from edge_impulse_linux.image import ImageImpulseRunner, get_features_from_image_with_studio_mode
 
-from model.eim_protocol import (
-    BadFrame,
-    ModelInfo,
-    RequestScanner,
-    encode_reply,
-    error_reply,
-    unpack_rgb,
-)
+from model.eim_framing import BadFrame, RequestScanner, encode_reply, error_reply
+from model.eim_protocol import ModelInfo, unpack_rgb
 from tests.model.conftest import (
     DATA_DIR,
     EIM_PATH,
@@ -46,6 +40,7 @@ pytestmark = pytest.mark.timeout(180)
 LABELS = ["Benign", "Early", "Pre", "Pro"]
 SIDE = model_side()  #: the model's input side, from its metadata (96 if it is absent)
 N_FEATURES = SIDE * SIDE
+TEST_IMAGES = 480  #: the test split of split v2 (near duplicates merged into groups)
 
 
 def packed_features(seed: int = 0) -> list[int]:
@@ -320,6 +315,7 @@ def test_the_served_model_classifies_the_test_split_accurately(
         pytest.skip(f"ALL image data not found at {DATA_DIR} (it is not redistributed)")
     with (DATA_DIR / "split.csv").open(newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    assert len(rows) == TEST_IMAGES, "split.csv is not split v2"
     runner = start_runner().runner
     hits = {label: [0, 0] for label in LABELS}  # label -> [correct, total]
     wrong: list[str] = []

@@ -12,7 +12,17 @@ from edge_impulse_linux.image import ImageImpulseRunner
 from model import pin
 from tests.model.conftest import SERVER_ENV, stop_runner
 
-SERVED = ("__init__.py", "eim_protocol.py", "eim_server.py", "pin.py", "allscreen-all.eim")
+SERVED = (  # what the launcher runs: the server modules, the pin and the launcher
+    "__init__.py",
+    "eim_classifier.py",
+    "eim_config.py",
+    "eim_framing.py",
+    "eim_protocol.py",
+    "eim_server.py",
+    "eim_shm.py",
+    "pin.py",
+    "allscreen-all.eim",
+)
 
 
 def test_the_committed_launcher_pins_the_committed_weights() -> None:

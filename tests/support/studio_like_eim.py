@@ -32,8 +32,9 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from model import eim_server
-from model.eim_protocol import FeatureShm, ModelInfo
+from model.eim_protocol import ModelInfo
 from model.eim_protocol import hello_reply as reference_hello
+from model.eim_shm import FeatureShm
 
 THRESHOLDS_VARIABLE = "ALLSCREEN_EIM_STUDIO_THRESHOLDS"  #: JSON list for hello's thresholds
 LABELS = ("artifact", "normal", "abnormal")  #: score i follows colour channel i (R, G, B)
@@ -109,7 +110,7 @@ def main() -> int:
 
     # Both names are looked up in eim_server's globals when a session says hello or loads.
     eim_server.hello_reply = hello_reply  # type: ignore[attr-defined]
-    eim_server.load_classifier = load_classifier
+    eim_server.load_classifier = load_classifier  # type: ignore[attr-defined]
     return eim_server.main()
 
 
