@@ -152,8 +152,9 @@ def test_case_level_cases_get_calls_a_later_policy_and_superseding_verdicts(
     with filled.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(worklist[0]))
         w.writeheader()
-        for i, r in enumerate(worklist):
-            w.writerow({**r, "verdict": "unsure" if i == 0 else ""})
+        fresh = next(r["path"] for r in worklist if not r["current_verdict"])
+        for r in worklist:
+            w.writerow({**r, "verdict": "unsure" if r["path"] == fresh else ""})
     imp = allscreen("review", "r", "--import", str(filled), "--by", "carol", settings=settings)
     assert imp.returncode == 0, imp.stderr
     assert "recorded 1 verdict" in imp.stderr
@@ -240,13 +241,12 @@ def test_a_policy_fitted_on_known_truth_states_its_interval_and_applies_to_anoth
             done = allscreen("submit", str(archive), "--run", run, "--labels", "filename",
                              "--wait", settings=settings)  # fmt: skip
             assert done.returncode == 0, done.stderr
-    # No policy (the model reports none): labels only, and the queue says how to set one.
-    assert json.loads(_ok("status", "a", "--json", settings=settings))["screening"] == {
-        "policy": None,
-        "cases": None,
-    }
-    no_policy = allscreen("review", "a", settings=settings)
-    assert no_policy.returncode == 2 and "allscreen policy set" in no_policy.stderr
+    # With no policy set, the operating point the reference model reports in its hello is
+    # the run's policy (read from the `models` record the worker wrote).
+    default = json.loads(_ok("status", "a", "--json", settings=settings))["screening"]["policy"]
+    assert default["policy_id"] is None and "hello" in default["source"]
+    assert default["negative_labels"] == ["Benign"]
+    assert "cases need a person" not in _ok("review", "a", settings=settings)  # a run of images
 
     saved = tmp_path / "fitted.json"
     fit = allscreen("policy", "fit", "a", "--sensitivity", "0.9", "--negative-label", "Benign",
