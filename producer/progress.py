@@ -38,8 +38,10 @@ def recent_rate(engine: Engine, run_id: int, window: float = RATE_SEED_SECONDS) 
                 Result.run_id == run_id, Result.finished_at >= newest - timedelta(seconds=window)
             )
         ).one()
-    span = max((newest - oldest).total_seconds(), 1.0) if n > 1 else window
-    return float(n) / min(span, window) if n > 1 else float(n) / window
+    if n < 2:
+        return float(n) / window
+    # The rows lie within `window` of the newest, so their own span is the divisor.
+    return float(n) / max((newest - oldest).total_seconds(), 1.0)
 
 
 class ProgressLine:
