@@ -75,7 +75,8 @@ class Result(Base):
     __tablename__ = "results"
     __table_args__ = (
         UniqueConstraint("run_id", "image_id", name="uq_results_run_image"),
-        Index("ix_results_run_status", "run_id", "status"),
+        # Counts per status, and which model a run used, read from the index alone.
+        Index("ix_results_run_status_model", "run_id", "status", "model_sha256"),
         # `allscreen devices`: each device's results of the last minute, across runs.
         Index("ix_results_device_finished", "device", "finished_at"),
     )

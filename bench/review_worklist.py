@@ -5,8 +5,10 @@ scores shaped like the reference model's (four labels; most images confidently B
 per cent Early/Pre/Pro, some unsure), the model's record and a policy (Benign ≥ 0.9, review
 below 0.8). Then `GET /runs/{id}` (the worklist, default filters) is sent straight to the
 ASGI app (`reviewweb.app.create_app`, no network, no server), and the median of several
-requests is printed with the row counts: cold (a new app), warm, and a case page after a
-verdict. Run:
+requests is printed with the row counts: cold (a new app), warm, after 500 more results
+landed (as while workers still screen the run), and a case page after a verdict. The
+baseline, measured in the same run, is one pass over the run's result rows (a count and a
+sum of one column), and the cold and live lines give their ratio to it. Run:
     .venv/bin/python -m bench.review_worklist [--images 200000] [--cases 5000] [--db sqlite]
 """
 
@@ -38,6 +40,7 @@ LABELS = ("Benign", "Early", "Pre", "Pro")  #: the reference model's labels, in 
 MODEL_SHA = "ab" * 32  #: a stand-in sha256 for the model record
 POLICY = ScreeningPolicy(("Benign",), min_negative_score=0.9, min_confidence=0.8)
 _CHUNK = 5000  #: rows per executemany while building (untimed)
+ARRIVING = 500  #: results that land between two worklist requests in the "live" line
 
 
 def _scores(rng: random.Random) -> dict[str, float]:
@@ -59,11 +62,13 @@ def build_run(
     name: str = "bench",
     files: Sequence[Path] = (),
     seed: int = 0,
+    pending: int = 0,
 ) -> int:
     """Create run `name` with `images` classified images in `cases` cases; return its id.
 
     `files` (cycled) are the images' registered locations; without them the locations name
-    files that do not exist, which the worklist never reads."""
+    files that do not exist, which the worklist never reads. The last `pending` images get
+    no result (`arrive` gives them one later)."""
     rng = random.Random(seed)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -97,24 +102,8 @@ def build_run(
                     }
                 )
             conn.execute(insert(Image), rows)
-        ids = conn.scalars(select(Image.id).where(Image.run_id == run_id).order_by(Image.id))
-        results = []
-        for image_id in ids:
-            scores = _scores(rng)
-            label = max(scores, key=lambda x: scores[x])
-            results.append(
-                {
-                    "run_id": run_id,
-                    "image_id": image_id,
-                    "status": STATUS_DONE,
-                    "label": label,
-                    "confidence": scores[label],
-                    "scores": json.dumps(scores),
-                    "model_sha256": MODEL_SHA,
-                    "device": "bench",
-                    "finished_at": now,
-                }
-            )
+        ids = list(conn.scalars(select(Image.id).where(Image.run_id == run_id).order_by(Image.id)))
+        results = [_result(run_id, i, rng, now) for i in ids[: len(ids) - pending]]
         for start in range(0, len(results), _CHUNK):
             conn.execute(insert(Result), results[start : start + _CHUNK])
         if conn.scalar(select(func.count()).where(ModelRecord.sha256 == MODEL_SHA)) == 0:
@@ -130,6 +119,39 @@ def build_run(
             )
     set_policy(engine, run_id, POLICY, source="bench", labels=list(LABELS))
     return run_id
+
+
+def _result(run_id: int, image_id: int, rng: random.Random, now: datetime) -> dict[str, Any]:
+    scores = _scores(rng)
+    label = max(scores, key=lambda x: scores[x])
+    return {
+        "run_id": run_id,
+        "image_id": image_id,
+        "status": STATUS_DONE,
+        "label": label,
+        "confidence": scores[label],
+        "scores": json.dumps(scores),
+        "model_sha256": MODEL_SHA,
+        "device": "bench",
+        "finished_at": now,
+    }
+
+
+def arrive(engine: Engine, run_id: int, n: int, *, seed: int = 1) -> int:
+    """Give `n` pending images of the run a result, as workers would; return how many got one."""
+    rng = random.Random(seed)
+    with engine.begin() as conn:
+        ids = conn.scalars(
+            select(Image.id)
+            .outerjoin(Result, Result.image_id == Image.id)
+            .where(Image.run_id == run_id, Result.id.is_(None))
+            .order_by(Image.id)
+            .limit(n)
+        ).all()
+        if ids:
+            now = datetime.now(UTC)
+            conn.execute(insert(Result), [_result(run_id, i, rng, now) for i in ids])
+    return len(ids)
 
 
 async def _get(app: Any, path: str) -> tuple[int, bytes]:
@@ -187,7 +209,7 @@ def measure(kind: str, images: int, cases: int, repeats: int) -> None:
         engine = make_engine(url)
         ensure_schema(engine, create=True)
         t0 = time.perf_counter()
-        run_id = build_run(engine, images=images, cases=cases)
+        run_id = build_run(engine, images=images, cases=cases, pending=ARRIVING * repeats)
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))  # as autovacuum would soon after a bulk load
         built = time.perf_counter() - t0
@@ -203,6 +225,20 @@ def measure(kind: str, images: int, cases: int, repeats: int) -> None:
         app = create_app(engine)
         _timed(app, worklist)
         warm = [_timed(app, worklist)[0] for _ in range(repeats)]
+        live = []
+        for _ in range(repeats):
+            arrive(engine, run_id, ARRIVING)
+            live.append(_timed(app, worklist)[0])
+        with engine.connect() as conn:
+            scan = []
+            for _ in range(repeats):
+                t1 = time.perf_counter()
+                conn.execute(
+                    select(func.count(), func.sum(Result.confidence), func.max(Result.label)).where(
+                        Result.run_id == run_id
+                    )
+                ).one()
+                scan.append(time.perf_counter() - t1)
         after, record = [], []
         for case_id in case_ids:
             with engine.connect() as conn:
@@ -217,8 +253,14 @@ def measure(kind: str, images: int, cases: int, repeats: int) -> None:
             f"{kind:<10} images {n_images}  cases {n_cases}  results {n_results}  "
             f"verdicts {n_verdicts}  (built in {built:.0f} s)"
         )
-        print(_line(f"worklist GET {worklist} cold", [t for t, _ in cold]))
+        base = median(scan)
+        print(_line("baseline: one pass over the run's result rows", scan))
+        first = [t for t, _ in cold]
+        print(_line(f"worklist GET {worklist} cold", first) + f", {median(first) / base:.1f}x")
         print(_line("worklist warm", warm) + f", {cold[0][1] / 1e3:.0f} kB of HTML")
+        print(
+            _line(f"worklist after {ARRIVING} more results", live) + f", {median(live) / base:.1f}x"
+        )
         print(_line("record_verdicts, one image (the POST's work)", record))
         print(_line("case page after a verdict", after))
         engine.dispose()
