@@ -48,9 +48,10 @@ DEFAULT_RATE_WINDOW = 60.0  #: seconds over which `allscreen_images_per_second` 
 #: resume` (or `submit --wait`'s stall recovery) sends it again.
 DEFAULT_BLOB_TTL = 7 * 24 * 3600.0
 
-#: Images a worker decodes ahead, in a background thread, while the model classifies (0 =
-#: decode inline). Overlap pays where the model runs on its own silicon (a Jetson's GPU); on a
-#: CPU shared by the model and the worker it only adds thread hand-offs.
+#: Images a worker decodes ahead, in background threads, while the model classifies (0 =
+#: decode inline; at least one per decode thread, `ALLSCREEN_DECODE_THREADS`). Overlap pays
+#: where the model runs on its own silicon (a Jetson's GPU); on a CPU shared by the model and
+#: the worker it only adds thread hand-offs.
 DEFAULT_PREFETCH = 2
 
 #: Memory for just-registered files' bytes that `submit` keeps for its enqueuer
@@ -68,3 +69,15 @@ DB_RETRY_COUNTDOWN = 30.0
 MISMATCH_PAUSE_SECONDS = 2.0
 #: Seconds without progress before `submit --wait` counts an idle broker as having lost work.
 RECOVER_AFTER_SECONDS = 5.0
+
+#: Decode a JPEG at reduced scale (libjpeg's DCT scaling) when the model needs far fewer
+#: pixels than it holds (allscreen/reduced.py; BENCHMARKS.md, section 9).
+DEFAULT_REDUCED_DECODE = True
+#: How many times the model's input, on each side, a reduced decode must keep: INTER_AREA then
+#: still averages at least 2x2 decoded pixels into each input pixel.
+DEFAULT_DECODE_MARGIN = 2.0
+#: Shorter side, in pixels, the producer reduces images to before shipping them through Redis
+#: (bytes transport only); 0 ships every file as it is (BENCHMARKS.md, section 9).
+DEFAULT_SHIP_SIDE = 0
+#: JPEG quality of the reduced copies the producer ships.
+SHIP_JPEG_QUALITY = 95

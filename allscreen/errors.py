@@ -95,3 +95,10 @@ class ReviewError(AllscreenError):
     """Raised when a verdict names an unknown image or a label the run's model does not have."""
 
     exit_code = 2
+
+
+class PathMismatch(AllscreenError):
+    """Raised when the archive root or path key given for a run is not the one it was
+    submitted with, or a run's stored-path mode is contradicted."""
+
+    exit_code = 2

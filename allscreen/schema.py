@@ -45,6 +45,12 @@ class Run(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    #: How image paths are stored (`submit --store-paths`): `absolute` (paths relative to the
+    #: root for people, absolute locations for reading), `relative` (relative paths only) or
+    #: `hashed` (a keyed hash of each relative path, no location).
+    path_mode: Mapped[str] = mapped_column(String(10), server_default="absolute")
+    #: A fingerprint of the producer's path key (`hashed` runs), never the key itself.
+    path_key_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Image(Base):
@@ -56,12 +62,15 @@ class Image(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     sha256: Mapped[str] = mapped_column(String(64))
-    path: Mapped[str] = mapped_column(Text)  # relative to the archive root, for people
-    location: Mapped[bytes] = mapped_column(LargeBinary)  # absolute path as raw bytes (any name)
+    path: Mapped[str] = mapped_column(Text)  # relative to the archive root (or its keyed hash)
+    location: Mapped[bytes] = mapped_column(LargeBinary)  # raw bytes (any name); see Run.path_mode
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     ground_truth: Mapped[str | None] = mapped_column(String(100))
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    #: Times a worker began classifying this image alone (an over-delivered batch, one image
+    #: at a time) and did not commit its result: deaths with this image in flight.
+    attempts_alone: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     case_id: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("cases.id", ondelete="SET NULL"),

@@ -40,7 +40,21 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=defaults.DEFAULT_MAX_DELIVERIES, ge=1)
     transport: Literal["bytes", "path"] = "bytes"
     prefetch: int = Field(default=defaults.DEFAULT_PREFETCH, ge=0, le=64)
+    decode_threads: int | None = Field(
+        default=None, ge=1, le=64, description="Threads decoding ahead; unset: the CPU's cores."
+    )
+    reduced_decode: bool = defaults.DEFAULT_REDUCED_DECODE
+    decode_margin: float = Field(default=defaults.DEFAULT_DECODE_MARGIN, ge=1.0, le=64.0)
+    ship_side: int = Field(default=defaults.DEFAULT_SHIP_SIDE, ge=0)
     queue: str = defaults.QUEUE_NAME
+    path_key_file: Path | None = Field(
+        default=None,
+        description="Key file of `submit --store-paths hashed` (producer side only).",
+    )
+    archive_root: Path | None = Field(
+        default=None,
+        description="Where the report and review page read `--store-paths relative` runs' files.",
+    )
 
     @property
     def effective_broker_url(self) -> str:

@@ -1,6 +1,6 @@
 """(4d) The enqueue loop's page query as the archive grows: production against a candidate.
 
-`producer.enqueue.pending_images` reads the run's pending images 1000 at a time (keyset on
+`producer.pending.pending_images` reads the run's pending images 1000 at a time (keyset on
 `images.id`). This replays its access pattern on a fresh PostgreSQL database without Redis or
 workers: after each page, the page's images are marked enqueued in batches of 32 (as `enqueue`
 does), their deliveries counted (as a worker's `begin_batch` does) and their results written,
@@ -25,7 +25,7 @@ from allscreen.db import ensure_schema, make_engine
 from allscreen.schema import Image, Result
 from bench.common import machine, median
 from bench.result_writes import database, prebuilt_upsert, result_rows, seed_images
-from producer.enqueue import pending_images
+from producer.pending import pending_images
 
 PAGE = 1000  #: rows per page, as producer.enqueue._PAGE
 BATCH = 32  #: images per batch

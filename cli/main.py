@@ -7,7 +7,7 @@ import sys
 import click
 
 from allscreen.errors import AllscreenError
-from cli import admin, fleet, runs  # noqa: F401  (each adds its commands to the group)
+from cli import admin, broker, fleet, runs  # noqa: F401  (each adds its commands to the group)
 from cli.base import cli
 from cli.screening import policy, review
 from reviewweb.command import serve

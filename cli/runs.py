@@ -14,6 +14,12 @@ from allscreen.settings import Settings, checked_settings
 from cli.base import _sha256_option, cli
 from cli.screening import policy_from_options, policy_options
 
+_path_key_option = click.option(
+    "--path-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Key file of hashed paths (default: ALLSCREEN_PATH_KEY_FILE); never stored.",
+)
+
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -42,6 +48,14 @@ from cli.screening import policy_from_options, policy_options
     type=click.Path(path_type=Path, dir_okay=False),
     help="CSV with columns path,case[,patient] (paths relative to PATH).",
 )
+@click.option(
+    "--store-paths",
+    type=click.Choice(["absolute", "relative", "hashed"]),
+    default="absolute",
+    show_default=True,
+    help="What the database keeps of each path: relative paths only, or keyed hashes only.",
+)
+@_path_key_option
 @policy_options
 def submit(
     paths: tuple[Path, ...],
@@ -51,10 +65,14 @@ def submit(
     pin: str | None,
     case_level: int | None,
     case_manifest: Path | None,
+    store_paths: str,
+    path_key: Path | None,
     **policy: Any,
 ) -> None:
     """Register the images under PATHS in a run and enqueue them for classification."""
     from producer.cases import CaseNamer, read_manifest
+    from producer.path_key import load_key
+    from producer.stored_paths import store_for_submit
     from producer.submit import SetPolicy
     from producer.submit import submit as do_submit
 
@@ -66,6 +84,17 @@ def submit(
         cases = CaseNamer(level=case_level, manifest=manifest, roots=len(paths))
     given = policy_from_options(**policy)
     s = checked_settings()
+    key = None
+    key_file = path_key or s.path_key_file
+    if store_paths == "hashed" and key_file is not None:
+        key, made = load_key(key_file, create=True)
+        if made:
+            click.echo(
+                f"made a new path key in {key_file}: keep it with the archive, away from the "
+                "database; without it the run's files cannot be found again",
+                err=True,
+            )
+    stored = store_for_submit(store_paths, list(paths), key)  # type: ignore[arg-type]
     done = do_submit(
         list(paths),
         s,
@@ -74,18 +103,19 @@ def submit(
         pin=pin,
         cases=cases,
         policy=SetPolicy(*given) if given is not None else None,
+        stored=stored,
     )
     click.echo(done.run_name)
     if wait:
-        _wait(s, done.run_name)
+        _wait(s, done.run_name, paths[0] if store_paths != "absolute" else None, key_file)
 
 
-def _wait(s: Settings, ref: str) -> None:
+def _wait(s: Settings, ref: str, root: Path | None = None, key_file: Path | None = None) -> None:
     from allscreen.db import open_engine
     from producer.submit import watch
     from readout.status import render_summary
 
-    run, c, _ = watch(ref, s)
+    run, c, _ = watch(ref, s, root=root, key_file=key_file)
     click.echo(render_summary(open_engine(s, create=False), run, c))
 
 
@@ -106,14 +136,21 @@ def status(run: str, as_json: bool) -> None:
 @cli.command()
 @click.argument("run")
 @click.option("--wait", is_flag=True, help="Show live progress until every image has a result.")
-def resume(run: str, wait: bool) -> None:
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The archive root of a run submitted with --store-paths relative or hashed.",
+)
+@_path_key_option
+def resume(run: str, wait: bool, root: Path | None, path_key: Path | None) -> None:
     """Re-enqueue every image of RUN that has no result."""
     from producer.submit import resume as do_resume
 
     s = checked_settings()
-    do_resume(run, s)
+    key_file = path_key or s.path_key_file
+    do_resume(run, s, root=root, key_file=key_file)
     if wait:
-        _wait(s, run)
+        _wait(s, run, root, key_file)
 
 
 @cli.command()
@@ -158,7 +195,8 @@ def report(run: str, html_path: Path, other: str | None) -> None:
     """Write RUN's report: summary, calls, cases, review, accuracy, latency, failures."""
     from allscreen.db import open_engine
 
-    engine = open_engine(checked_settings(), create=False)
+    s = checked_settings()
+    engine = open_engine(s, create=False)
     if other is not None:
         from readout.compare import write_comparison
 
@@ -167,5 +205,5 @@ def report(run: str, html_path: Path, other: str | None) -> None:
         return
     from readout.report import write_report
 
-    write_report(engine, run, html_path)
+    write_report(engine, run, html_path, archive_root=s.archive_root)
     click.echo(f"wrote the report of run {run} to {html_path}", err=True)

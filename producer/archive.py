@@ -24,6 +24,7 @@ class Found:
     location: bytes  #: absolute path as raw bytes, so names that are not UTF-8 still open
     display: str  #: path relative to the archive root, readable (bad bytes escaped)
     ground_truth: str | None
+    relative: bytes = b""  #: path relative to the archive root as raw bytes
 
 
 def display_name(raw: bytes) -> str:
@@ -62,7 +63,7 @@ def scan(roots: list[bytes], labels: LabelMode) -> Iterator[Found]:
         root = os.path.abspath(root)
         if os.path.isfile(root):
             rel = os.path.basename(root)
-            yield Found(root, display_name(rel), ground_truth(rel, labels))
+            yield Found(root, display_name(rel), ground_truth(rel, labels), rel)
             continue
         seen: set[tuple[int, int]] = set()
         prefix = os.path.basename(root) if multi else b""
@@ -83,7 +84,7 @@ def scan(roots: list[bytes], labels: LabelMode) -> Iterator[Found]:
                     if prefix
                     else (os.path.relpath(full, root))
                 )
-                yield Found(full, display_name(rel), ground_truth(rel, labels))
+                yield Found(full, display_name(rel), ground_truth(rel, labels), rel)
 
 
 def _warn(exc: OSError) -> None:

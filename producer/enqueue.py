@@ -5,23 +5,25 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, exists, func, select, update
+from sqlalchemy import Engine, update
 
 from allscreen.blobs import BlobStore, blob_key
 from allscreen.errors import BrokerUnavailable
 from allscreen.files import read_capped
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
-from allscreen.schema import Image, Result
+from allscreen.schema import Image
 from allscreen.settings import Settings, mask_url
+from producer.pending import count_pending, pending_rows
 from producer.recent import RecentBytes
 from producer.register import record_failures
+from producer.shrink import shrink_all
+from producer.stored_paths import Locator
 
-_PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
 _POLL_SECONDS = 0.05  #: how often a full window checks for room
 _UNACKED = "unacked"  #: kombu's Redis hash of messages delivered but not yet acknowledged
 #: The smallest batch the tail of a run is cut into (see `Enqueuer`); below this, the ~1 ms a
@@ -36,61 +38,6 @@ class EnqueueStats:
     images: int = 0
     batches: int = 0
     failed: int = 0
-
-
-def _pending_conditions(run_id: int, *, only_new: bool, after: int) -> list[Any]:
-    cond = [Image.run_id == run_id, Image.id > after]
-    if only_new:
-        cond.append(Image.enqueued_at.is_(None))
-    return cond
-
-
-def count_pending(engine: Engine, run_id: int, *, only_new: bool, after: int = 0) -> int:
-    """How many images `pending_images` would yield."""
-    with engine.connect() as conn:
-        n = conn.scalar(
-            select(func.count())
-            .select_from(Image)
-            .where(
-                *_pending_conditions(run_id, only_new=only_new, after=after),
-                ~exists().where(Result.run_id == run_id, Result.image_id == Image.id),
-            )
-        )
-    return int(n or 0)
-
-
-def pending_images(
-    engine: Engine, run_id: int, *, only_new: bool, after: int = 0
-) -> Iterator[tuple[int, str, bytes, int]]:
-    """(id, sha256, location, size) of images with no result and an id above `after`, in order.
-
-    With `only_new`, images already handed to the broker are left out: a second `submit` does
-    not queue them twice. `resume` passes False to re-enqueue everything without a result.
-    """
-    last = after
-    while True:
-        # Page over the run's images by id first, then drop those with a result: the planner
-        # can stop at the page size, where a LEFT JOIN ... IS NULL read everything pending.
-        cond = _pending_conditions(run_id, only_new=only_new, after=last)
-        with engine.connect() as conn:
-            ids = (
-                conn.execute(select(Image.id).where(*cond).order_by(Image.id).limit(_PAGE))
-                .scalars()
-                .all()
-            )
-            if not ids:
-                return
-            page = conn.execute(
-                select(Image.id, Image.sha256, Image.location, Image.size_bytes)
-                .where(
-                    Image.id.in_(ids),
-                    ~exists().where(Result.run_id == run_id, Result.image_id == Image.id),
-                )
-                .order_by(Image.id)
-            ).all()
-        for image_id, sha, location, size in page:
-            yield int(image_id), str(sha), bytes(location), int(size)
-        last = int(ids[-1])
 
 
 class Publisher:
@@ -140,14 +87,23 @@ class Publisher:
         """Send one batch; monitors see ids and counts, never the bytes or paths.
 
         Image bytes go into Redis keys first (`allscreen.blobs`), so a worker never takes a
-        message whose bytes are not there yet; the message names the keys.
+        message whose bytes are not there yet; the message names the keys. With
+        `ALLSCREEN_SHIP_SIDE`, a reduced copy goes instead (`producer.shrink`).
         """
         images: list[ImageItem] = []
         blobs: list[tuple[str, bytes]] = []
+        datas = [item.data for item in batch.images if item.data is not None]
+        if self._settings.ship_side:
+            datas = shrink_all(
+                datas,
+                side=self._settings.ship_side,
+                max_pixels=self._settings.max_image_pixels,
+            )
+        shipped = iter(datas)
         for item in batch.images:
             if item.data is not None:
                 key = blob_key(self._settings.queue, batch.run_id, item.id)
-                blobs.append((key, item.data))
+                blobs.append((key, next(shipped)))
                 item = ImageItem(item.id, item.sha256, blob=key)
             images.append(item)
         BlobStore(self._conn.default_channel.client).put(blobs)
@@ -188,8 +144,10 @@ class Enqueuer:
         only_new: bool,
         idle: Callable[[], None] = lambda: None,
         recent: RecentBytes | None = None,
+        locate: Locator | None = None,
     ) -> None:
         self.stats = EnqueueStats()
+        self._locate = locate
         self._recent = recent
         self._engine = engine
         self._publisher = publisher
@@ -215,10 +173,8 @@ class Enqueuer:
             self._left = len(self._items) + count_pending(
                 self._engine, self._run_id, only_new=self._only_new, after=self._after
             )
-        rows = pending_images(
-            self._engine, self._run_id, only_new=self._only_new, after=self._after
-        )
-        for image_id, sha, location, nbytes in rows:
+        rows = pending_rows(self._engine, self._run_id, only_new=self._only_new, after=self._after)
+        for image_id, sha, stored, nbytes, path in rows:
             if self._items and (
                 len(self._items) >= self._limit() or self._size + nbytes > s.max_message_bytes
             ):
@@ -226,6 +182,7 @@ class Enqueuer:
                     return
                 self._flush()
             self._after = image_id
+            location = stored if self._locate is None else self._locate(stored, path)
             item, error = _load(image_id, sha, location, nbytes, s, self._recent)
             if error is not None:
                 self._failures.append((sha, error))
@@ -278,9 +235,15 @@ def enqueue(
     pin: str | None,
     only_new: bool,
     idle: Callable[[], None] = lambda: None,
+    locate: Locator | None = None,
 ) -> EnqueueStats:
-    """Enqueue all of the run's pending images, waiting for room in the broker's window."""
-    enqueuer = Enqueuer(engine, publisher, run_id, settings, pin=pin, only_new=only_new, idle=idle)
+    """Enqueue all of the run's pending images, waiting for room in the broker's window.
+
+    `locate` finds each stored image's file (`producer.stored_paths`); by default, its stored
+    location is read as it is."""
+    enqueuer = Enqueuer(
+        engine, publisher, run_id, settings, pin=pin, only_new=only_new, idle=idle, locate=locate
+    )
     enqueuer.pump(block=True)
     return enqueuer.stats
 
@@ -288,18 +251,20 @@ def enqueue(
 def _load(
     image_id: int,
     sha: str,
-    location: bytes,
+    location: bytes | None,
     nbytes: int,
     settings: Settings,
     recent: RecentBytes | None = None,
 ) -> tuple[ImageItem | None, str | None]:
     if nbytes > settings.max_image_bytes:
         return None, f"file is {nbytes} bytes, over the {settings.max_image_bytes}-byte limit"
-    if nbytes > settings.max_message_bytes:
+    if settings.transport != "path" and nbytes > settings.max_message_bytes:
         return (
             None,
             f"file is {nbytes} bytes, over the {settings.max_message_bytes}-byte batch limit",
         )
+    if location is None:  # a hashed run's image that no walked file's hash matched
+        return None, "no file under the archive root matches its keyed path hash"
     if settings.transport == "path":
         return ImageItem(image_id, sha, path=location.decode("utf-8", "surrogateescape")), None
     kept = None if recent is None else recent.take(sha)

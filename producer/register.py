@@ -17,6 +17,7 @@ from producer.archive import Found
 from producer.case_rows import assign_cases, check_cases
 from producer.cases import CaseName, CaseNamer
 from producer.recent import RecentBytes
+from producer.stored_paths import PathStore, check_run_mode
 
 PRODUCER_DEVICE = "producer"  #: `device` of failures found before any worker saw the file
 _CHUNK = 500  #: rows per INSERT: few round trips, bounded memory
@@ -31,17 +32,34 @@ class RegisterStats:
     unreadable: int = 0
 
 
-def get_or_create_run(engine: Engine, name: str, *, pin: str | None) -> tuple[int, bool]:
-    """The id of run `name`, creating it; and whether it was created now."""
+def get_or_create_run(
+    engine: Engine, name: str, *, pin: str | None, paths: PathStore | None = None
+) -> tuple[int, bool]:
+    """The id of run `name`, creating it; and whether it was created now.
+
+    A run keeps the path mode (and key fingerprint) it was created with; adding to it in
+    another mode or under another key is refused (PathMismatch).
+    """
+    paths = paths or PathStore()
     with engine.begin() as conn:
-        existing = conn.scalar(select(Run.id).where(Run.name == name))
+        existing = conn.execute(
+            select(Run.id, Run.path_mode, Run.path_key_id).where(Run.name == name)
+        ).first()
         if existing is not None:
+            check_run_mode(name, existing.path_mode, existing.path_key_id, paths)
             if pin is not None:
-                conn.execute(update(Run).where(Run.id == existing).values(model_sha256=pin))
-            return int(existing), False
+                conn.execute(update(Run).where(Run.id == existing.id).values(model_sha256=pin))
+            return int(existing.id), False
+        key_id = paths.key.fingerprint if paths.key is not None else None
         stmt = (
             dialect_insert(engine, Run.__table__)
-            .values(name=name, created_at=datetime.now(UTC), model_sha256=pin)
+            .values(
+                name=name,
+                created_at=datetime.now(UTC),
+                model_sha256=pin,
+                path_mode=paths.mode,
+                path_key_id=key_id,
+            )
             .on_conflict_do_nothing(index_elements=["name"])
         )
         conn.execute(stmt)
@@ -82,6 +100,7 @@ def register(
     on_progress: Callable[[RegisterStats], None] = lambda _: None,
     keep: RecentBytes | None = None,
     cases: CaseNamer | None = None,
+    paths: PathStore | None = None,
 ) -> RegisterStats:
     """Hash and insert every found image; same content twice is registered once.
 
@@ -92,7 +111,11 @@ def register(
 
     With `cases`, each image is put in its case; an image already in another case is refused
     (CaseConflict), so resubmitting with the same mapping changes nothing.
+
+    `paths` says what is stored of each path (`producer.stored_paths`); by default the
+    relative path and the absolute location.
     """
+    paths = paths or PathStore()
     stats = RegisterStats()
     before = count_images(engine, run_id)
     rows: list[dict[str, object]] = []
@@ -100,26 +123,28 @@ def register(
     named: list[CaseName | None] = []
     for item in found:
         stats.files += 1
+        path, location = paths.stored(item)
         try:
             sha, size = hash_file(item.location, keep)
         except OSError as exc:
             stats.unreadable += 1
-            sha = hashlib.sha256(b"unreadable\0" + item.location).hexdigest()
+            # Derived from what is stored: a hashed run's rows hold no unkeyed hash of a name.
+            sha = hashlib.sha256(b"unreadable\0" + (location or path.encode())).hexdigest()
             size = 0
             failures.append((sha, f"cannot read file: {exc.strerror or exc}"))
         rows.append(
             {
                 "run_id": run_id,
                 "sha256": sha,
-                "path": item.display,
-                "location": item.location,
+                "path": path,
+                "location": location,
                 "size_bytes": size,
                 "ground_truth": item.ground_truth,
                 "deliveries": 0,
                 "case_id": None,
             }
         )
-        named.append(cases.case_of(item.display) if cases is not None else None)
+        named.append(paths.case(cases.case_of(item.display)) if cases is not None else None)
         if len(rows) >= _CHUNK:
             _insert(engine, rows, run_id, failures, named)
             on_progress(stats)

@@ -24,6 +24,7 @@ from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
 from producer.progress import wait_for_run
 from producer.recent import RecentBytes
 from producer.register import RegisterStats, get_or_create_run, register
+from producer.stored_paths import PathStore, locator_for_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +67,25 @@ def submit(
     pin: str | None = None,
     cases: CaseNamer | None = None,
     policy: SetPolicy | None = None,
+    stored: PathStore | None = None,
     err: TextIO = sys.stderr,
 ) -> Submitted:
     """Register every image under `paths` in the run and enqueue those without a result.
 
     Enqueueing starts with the first registered chunk, so devices work while the scan goes on.
+    `stored` says what the database keeps of each path (`producer.stored_paths`).
     """
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"no such file or folder: {', '.join(missing)}")
+    stored = stored or PathStore()
     engine = open_engine(settings, create=True)
     name = run_name or default_run_name()
-    run_id, created = get_or_create_run(engine, name, pin=pin)
+    run_id, created = get_or_create_run(engine, name, pin=pin, paths=stored)
     err.write(f"{'created' if created else 'continuing'} run {name} (id {run_id}); scanning\n")
+    if stored.mode != "absolute":
+        what = "relative paths" if stored.mode == "relative" else "keyed hashes of paths"
+        err.write(f"the database keeps {what} only (--store-paths {stored.mode})\n")
     if policy is not None:
         set_policy(engine, run_id, policy.policy, source=policy.source, labels=[])
         err.write(f"screening policy: {policy.policy.describe()}\n")
@@ -96,6 +103,7 @@ def submit(
             pin=pin,
             only_new=not pub.broker_idle(),
             recent=recent,
+            locate=stored.locate,
         )
 
         def scanned(stats: RegisterStats) -> None:
@@ -114,6 +122,7 @@ def submit(
             on_progress=scanned,
             keep=recent,
             cases=cases,
+            paths=stored,
         )
         t1 = time.monotonic()
         if err.isatty():
@@ -142,21 +151,43 @@ def submit(
     return Submitted(run_id, name, reg, enq, t1 - t0, t2 - t1)
 
 
-def resume(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> EnqueueStats:
-    """Re-enqueue every image of run `ref` that has no result (say, after Redis lost its queue)."""
+def resume(
+    ref: str,
+    settings: Settings,
+    *,
+    root: Path | None = None,
+    key_file: Path | None = None,
+    err: TextIO = sys.stderr,
+) -> EnqueueStats:
+    """Re-enqueue every image of run `ref` that has no result (say, after Redis lost its queue).
+
+    A run that stores relative or hashed paths needs its archive `root` (and `key_file`) to find
+    its files again (`producer.stored_paths.locator_for_run`).
+    """
     engine = open_engine(settings, create=False)
     run = find_run(engine, ref)
+    locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
     with Publisher(_celery_app(settings), settings) as pub:
-        enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)
+        enq = enqueue(
+            engine, pub, run.id, settings, pin=run.model_sha256, only_new=False, locate=locate
+        )
     err.write(f"re-enqueued {enq.images} images of run {run.name} in {enq.batches} batches\n")
     return enq
 
 
-def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Run, Counts, float]:
+def watch(
+    ref: str,
+    settings: Settings,
+    *,
+    root: Path | None = None,
+    key_file: Path | None = None,
+    err: TextIO = sys.stderr,
+) -> tuple[Run, Counts, float]:
     """Show progress until run `ref` is finished; re-enqueue work the broker lost on the way.
 
     If nothing has progressed for a while and the broker holds no batch at all while images
-    still lack a result, those batches were lost (say, Redis restarted): they go out again.
+    still lack a result, those batches were lost (say, Redis restarted): they go out again,
+    found through `root` and `key_file` as `resume` finds them.
     """
     engine = open_engine(settings, create=False)
     run = find_run(engine, ref)
@@ -167,7 +198,10 @@ def watch(ref: str, settings: Settings, *, err: TextIO = sys.stderr) -> tuple[Ru
         with Publisher(_celery_app(settings), settings) as pub:
             if not pub.broker_idle():
                 return
-            enq = enqueue(engine, pub, run.id, settings, pin=run.model_sha256, only_new=False)
+            locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
+            enq = enqueue(
+                engine, pub, run.id, settings, pin=run.model_sha256, only_new=False, locate=locate
+            )
         if enq.images:
             err.write(
                 f"\nthe broker held none of the {enq.images} pending images: re-enqueued them\n"

@@ -171,7 +171,8 @@ def render_report(data: ReportData, *, now: datetime | None = None) -> str:
     return page(f"allscreen: run {run.name}", body)
 
 
-def write_report(engine: Engine, ref: str, path: Path) -> None:
-    """Write run `ref`'s report to `path` (written whole, then renamed into place)."""
+def write_report(engine: Engine, ref: str, path: Path, *, archive_root: Path | None = None) -> None:
+    """Write run `ref`'s report to `path` (written whole, then renamed into place); thumbnails
+    of a run that stores relative paths are read under `archive_root`."""
     run = find_run(engine, ref)
-    write_page(render_report(load_report(engine, run)), path, "report")
+    write_page(render_report(load_report(engine, run, archive_root=archive_root)), path, "report")

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, select
@@ -146,8 +147,9 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def load_report(engine: Engine, run: Run) -> ReportData:
-    """Read run `run`'s images and results (one query) plus its status summary."""
+def load_report(engine: Engine, run: Run, *, archive_root: Path | None = None) -> ReportData:
+    """Read run `run`'s images and results (one query) plus its status summary; thumbnails of
+    a run that stores relative paths are read under `archive_root`."""
     stmt = (
         select(
             Image.path,
@@ -190,5 +192,7 @@ def load_report(engine: Engine, run: Run) -> ReportData:
                 )
             )
     status = status_dict(engine, run)
-    screening = load_screening(engine, run, status=status.get("screening"))
+    screening = load_screening(
+        engine, run, status=status.get("screening"), archive_root=archive_root
+    )
     return ReportData(run, status, lines, list(models), screening)

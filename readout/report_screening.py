@@ -8,6 +8,7 @@ always agree. Flagged images are shown as small embedded thumbnails (`readout.th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -54,12 +55,16 @@ def _counts_of(status: dict[str, Any] | None) -> CallCounts | None:
 
 
 def load_screening(
-    engine: Engine, run: Run, *, status: dict[str, Any] | None = None
+    engine: Engine,
+    run: Run,
+    *,
+    status: dict[str, Any] | None = None,
+    archive_root: Path | None = None,
 ) -> ScreeningData | None:
     """The run's screening figures, or None when it has no policy (per-image labels only).
 
     `status` is the `screening` object of `status_dict`, when the caller has it: its counts
-    are used rather than aggregated again.
+    are used rather than aggregated again. `archive_root` is where relative paths are read.
     """
     in_force = policy_in_force(engine, run)
     if in_force is None:
@@ -72,7 +77,7 @@ def load_screening(
     shown = [x.image_id for x in flagged[:MAX_THUMBNAILS]]
     with engine.connect() as conn:
         rows = conn.execute(select(Image.id, Image.location).where(Image.id.in_(shown))).all()
-    thumbnails = {int(i): thumbnail_uri(bytes(loc)) for i, loc in rows}
+    thumbnails = {int(i): thumbnail_uri(bytes(loc), archive_root=archive_root) for i, loc in rows}
     counts = _counts_of(status) or call_counts(engine, run.id, in_force.policy)
     return ScreeningData(run.name, in_force, counts, cases, flagged, thumbnails)
 

@@ -1,7 +1,8 @@
 """Small JPEG thumbnails embedded in a page as `data:` URIs, so the page stays one file.
 
-A thumbnail is made from the image file where the archive lies (`Image.location`); on a
-machine that cannot read it there is no thumbnail, never an error: a report is still useful
+A thumbnail is made from the image file where the archive lies (`Image.location`, resolved by
+`allscreen.locations`); on a machine that cannot read it, or for a run that stores no location
+(`--store-paths hashed`), there is no thumbnail, never an error: a report is still useful
 without pictures.
 """
 
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
+
+from allscreen.locations import readable_location
 
 THUMBNAIL_PX = 96  #: longer side of a thumbnail: enough to recognise a smear, small to embed
 THUMBNAIL_QUALITY = 80  #: JPEG quality; about 3-5 kB per thumbnail
@@ -55,9 +59,13 @@ def thumbnail_jpeg(data: bytes, *, size: int = THUMBNAIL_PX) -> bytes | None:
     return bytes(out) if ok else None
 
 
-def thumbnail_uri(location: bytes, *, size: int = THUMBNAIL_PX) -> str | None:
-    """A `data:image/jpeg;base64,…` thumbnail of the file at `location`, or None if unreadable."""
-    data = _read(location)
+def thumbnail_uri(
+    location: bytes, *, size: int = THUMBNAIL_PX, archive_root: Path | None = None
+) -> str | None:
+    """A `data:image/jpeg;base64,…` thumbnail of the file at `location` (a relative one under
+    `archive_root`), or None if unreadable."""
+    where = readable_location(location, archive_root)
+    data = _read(where) if where is not None else None
     jpeg = thumbnail_jpeg(data, size=size) if data is not None else None
     if jpeg is None:
         return None

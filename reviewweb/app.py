@@ -165,9 +165,11 @@ def create_app(
     guard: Guard | None = None,
     limits: tuple[int, int] | None = None,
     warm_cases: bool = False,
+    archive_root: Path | None = None,
 ) -> Starlette:
     """The review app on `engine`; `limits` are (max image bytes, max image pixels);
-    `warm_cases` counts the newest runs' cases in a thread when the server starts."""
+    `warm_cases` counts the newest runs' cases in a thread when the server starts;
+    `archive_root` is where runs that store relative paths have their files read."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -203,6 +205,7 @@ def create_app(
     app.state.guard = guard or Guard({})
     app.state.templates = make_templates()
     app.state.cases = CaseRowCache()
+    app.state.archive_root = archive_root  #: where relative paths are read (images, report)
     app.state.limits = limits or (
         defaults.DEFAULT_MAX_IMAGE_BYTES,
         defaults.DEFAULT_MAX_IMAGE_PIXELS,

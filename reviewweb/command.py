@@ -86,7 +86,13 @@ def serve(
     engine = open_engine(s, create=False)
     _check_port(address, port)
     limits = (s.max_image_bytes, s.max_image_pixels)
-    app = create_app(engine, guard=Guard(credentials), limits=limits, warm_cases=True)
+    app = create_app(
+        engine,
+        guard=Guard(credentials),
+        limits=limits,
+        warm_cases=True,
+        archive_root=s.archive_root,
+    )
     scheme = "https" if ssl_certfile else "http"
     click.echo(f"serving the review page on {scheme}://{address}:{port}/", err=True)
     uvicorn.run(

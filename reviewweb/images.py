@@ -1,7 +1,9 @@
 """Image bytes for the page, found only by database id: no path from a request reaches a file.
 
 The file read is the one the run registered (`Image.location`, an absolute path stored as
-bytes), and only after the image is checked to belong to the run in the URL. Formats a browser
+bytes, or a relative one read under `ALLSCREEN_ARCHIVE_ROOT`; a run submitted with
+`--store-paths hashed` stores none), and only after the image is checked to belong to the run
+in the URL. Formats a browser
 shows (JPEG, PNG, BMP, GIF, WebP) are sent as they are; TIFF is converted to PNG, within the
 decoding limits the workers use.
 """
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 
+from allscreen.locations import readable_location
 from allscreen.schema import Image
 
 #: Leading bytes of the formats browsers display, with their media types.
@@ -69,10 +73,19 @@ def _as_png(data: bytes, max_pixels: int) -> bytes:
     return out.getvalue()
 
 
-def read_image(location: bytes, *, max_bytes: int, max_pixels: int) -> ImageFile:
+def read_image(
+    location: bytes, *, max_bytes: int, max_pixels: int, archive_root: Path | None = None
+) -> ImageFile:
     """The bytes at a registered location, refused with a sentence if unreadable or too big."""
+    where = readable_location(location, archive_root)
+    if where is None:
+        raise ImageUnavailable(
+            "its run keeps no path to it (--store-paths hashed)"
+            if not location
+            else "its run keeps relative paths and ALLSCREEN_ARCHIVE_ROOT is not set"
+        )
     try:
-        with open(location, "rb") as fh:  # a path from the database, never from the request
+        with open(where, "rb") as fh:  # a path from the database, never from the request
             data = fh.read(max_bytes + 1)
     except FileNotFoundError:
         raise ImageUnavailable("its file is not reachable from this machine") from None

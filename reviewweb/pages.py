@@ -159,7 +159,9 @@ async def report_download(request: Request) -> Response:
 
         with tempfile.TemporaryDirectory(prefix="allscreen-report-") as tmp:
             path = Path(tmp) / "report.html"
-            write_report(engine_of(request), run.name, path)
+            write_report(
+                engine_of(request), run.name, path, archive_root=request.app.state.archive_root
+            )
             return path.read_bytes()
 
     body = await run_in_threadpool(write)
@@ -181,7 +183,12 @@ def image_file(request: Request) -> Response:
     path, location = found
     limits = request.app.state.limits
     try:
-        image = read_image(location, max_bytes=limits[0], max_pixels=limits[1])
+        image = read_image(
+            location,
+            max_bytes=limits[0],
+            max_pixels=limits[1],
+            archive_root=request.app.state.archive_root,
+        )
     except ImageUnavailable as exc:
         raise HTTPException(
             404, f"Image {path} of run {run.name} cannot be shown: {exc}."

@@ -22,11 +22,12 @@ from allscreen.results import ResultRow, upsert_results
 from allscreen.retry import with_db_retry
 from allscreen.schema import STATUS_DONE, STATUS_FAILED
 from allscreen.settings import Settings
-from worker.decode import decode_bgr
 from worker.features import Features
-from worker.prefetch import prepared
-from worker.session import ModelSession
-from worker.store import begin_batch
+from worker.prefetch import decode_threads, prepared, shared_pool
+from worker.prepare import features_of
+from worker.session import ModelInfo, ModelSession
+from worker.store import attempts_alone, begin_batch, note_attempt_alone
+from worker.suspects import over_delivered, plan_delivery
 
 log = logging.getLogger(__name__)
 
@@ -95,27 +96,47 @@ def run_batch(
             model_version=info.version,
         )
 
+    isolated = over_delivered(batch.images, done_ids, deliveries, settings.max_deliveries)
+    plan = plan_delivery(
+        batch.images,
+        done_ids,
+        isolated=isolated,
+        attempts_alone=attempts_alone(engine, ids) if isolated else {},
+    )
     rows: list[ResultRow] = []
-    todo: list[ImageItem] = []
-    for item in batch.images:
-        if item.id in done_ids:
-            continue
-        if deliveries.get(item.id, 0) > settings.max_deliveries:
-            row = new_row(item)
-            row.error = (
-                f"a worker process died {deliveries[item.id] - 1} times on the batch "
-                "holding this image; given up"
-            )
-            rows.append(row)
-        else:
-            todo.append(item)
-    todo, missing = _fetch_blobs(todo, blobs)
+    for item, deaths in plan.blamed:
+        row = new_row(item)
+        row.error = (
+            f"a worker process died {deaths} times while classifying this image alone "
+            f"(its batch was delivered {deliveries.get(item.id, 0) - 1} times); given up"
+        )
+        rows.append(row)
+    todo, missing = _fetch_blobs(plan.todo, blobs)
+    written: list[ResultRow] = []
+
+    def commit(pending: list[ResultRow]) -> None:
+        """Write `pending` (one transaction) and move them to `written`."""
+        now = list(pending)
+        with_db_retry(lambda: upsert_results(engine, now), seconds=settings.db_retry_seconds)
+        written.extend(now)
+        pending.clear()
 
     def prepare(item: ImageItem) -> Features:
-        return _features(item, session=session, settings=settings, reader=reader)
+        if plan.isolated:
+            with_db_retry(
+                lambda: note_attempt_alone(engine, item.id), seconds=settings.db_retry_seconds
+            )
+        return _features(item, info=info, settings=settings, reader=reader)
 
-    # Decoding the next images overlaps with the model classifying this one.
-    for ready in prepared(todo, prepare, ahead=settings.prefetch):
+    # Decoding the next images overlaps with the model classifying this one, on every core:
+    # each decode thread needs an image of its own ahead. An isolated batch decodes nothing
+    # ahead: the image in flight when a process dies must be the one it was classifying.
+    threads = decode_threads(settings.decode_threads)
+    ahead = max(settings.prefetch, threads) if settings.prefetch > 0 else 0
+    if plan.isolated:
+        commit(rows)
+        ahead = 0
+    for ready in prepared(todo, prepare, pool=shared_pool(threads), ahead=ahead):
         row = new_row(ready.item)
         row.started_at = ready.started_at
         if ready.value is None:
@@ -125,7 +146,10 @@ def run_batch(
             _classify(ready.item.id, ready.value, row, session=session, settings=settings)
         row.finished_at = _now()
         rows.append(row)
-    with_db_retry(lambda: upsert_results(engine, rows), seconds=settings.db_retry_seconds)
+        if plan.isolated:
+            commit(rows)
+    commit(rows)
+    rows = written
     if any(r.status == STATUS_DONE for r in rows):
         with_db_retry(
             lambda: record_model(
@@ -202,7 +226,7 @@ def refuse_batch(
 def _features(
     item: ImageItem,
     *,
-    session: ModelSession,
+    info: ModelInfo,
     settings: Settings,
     reader: Callable[[str, int], bytes],
 ) -> Features:
@@ -214,8 +238,7 @@ def _features(
         data = reader(item.path, settings.max_image_bytes)
         if hashlib.sha256(data).hexdigest() != item.sha256:
             raise ImageRejected("file changed since it was registered (sha256 differs)")
-    bgr = decode_bgr(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    return session.features_bgr(bgr)
+    return features_of(data, info=info, settings=settings)
 
 
 def _classify(

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from PIL import Image, UnidentifiedImageError
 
 from allscreen.errors import ImageRejected
+from allscreen.reduced import SCALABLE_FORMATS, imdecode_scaled, reduction
 
 #: Formats the archive scanner accepts; anything else is refused before decoding.
 ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "BMP", "TIFF"})
@@ -45,13 +46,17 @@ def truncated_jpeg(data: bytes) -> bool:
     return eoi < 0 or data.find(b"\xff\xda", eoi) >= 0
 
 
-def decode_bgr(data: bytes, *, max_bytes: int, max_pixels: int) -> BGRImage:
+def decode_bgr(
+    data: bytes, *, max_bytes: int, max_pixels: int, at_least: tuple[int, int] | None = None
+) -> BGRImage:
     """Decode `data` to a BGR uint8 array (H, W, 3), OpenCV's own order, or raise
     ImageRejected with the reason.
 
     The header is read first (Pillow reads it without decoding pixels), so a file that declares
     a huge size is refused before any memory is spent on it. Grey, RGBA, 16-bit and CMYK images
-    are converted to 8-bit colour by OpenCV.
+    are converted to 8-bit colour by OpenCV. With `at_least` (width, height), a JPEG is decoded
+    at the largest DCT reduction (1/2, 1/4, 1/8) that keeps that many pixels on each side
+    (`allscreen.reduced`); other formats, and JPEGs too small to reduce, are decoded in full.
     """
     if not data:
         raise ImageRejected("empty file (0 bytes)")
@@ -75,7 +80,10 @@ def decode_bgr(data: bytes, *, max_bytes: int, max_pixels: int) -> BGRImage:
         )
     if fmt in {"JPEG", "MPO"} and truncated_jpeg(data):
         raise ImageRejected("truncated JPEG (no end-of-image marker)")
-    bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    scale = 1
+    if at_least is not None and fmt in SCALABLE_FORMATS:
+        scale = reduction((width, height), at_least)
+    bgr = imdecode_scaled(data, scale)
     if bgr is None:
         raise ImageRejected(f"{fmt} data is corrupt and could not be decoded")
-    return cast(BGRImage, bgr)
+    return bgr

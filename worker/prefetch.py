@@ -1,13 +1,16 @@
 """Preparing the next images while the model classifies the current one.
 
 The model runs in its own process (on a Jetson, on the GPU), so while the worker waits for a
-reply its CPU is idle. One background thread decodes and computes features a couple of images
-ahead; OpenCV and socket waits release the GIL, so the two overlap. On a device whose model
-takes 13 ms an image, this hides decoding (about 1 ms) behind inference instead of adding it.
+reply its CPU is idle. Background threads, one per core of the device unless
+`ALLSCREEN_DECODE_THREADS` says otherwise, decode and compute features a few images ahead;
+OpenCV and socket waits release the GIL, so they overlap with each other and with inference.
+On a device whose model takes 13 ms an image, this hides decoding (about 1 ms for a small
+JPEG, tens of ms for a megapixel field on a Nano's cores) behind inference instead of adding it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -24,13 +27,25 @@ R = TypeVar("R")
 DEFAULT_AHEAD = 2  #: images prepared ahead: enough to cover one model call, little memory
 
 _pool: ThreadPoolExecutor | None = None
+_pool_threads = 0
 
 
-def shared_pool() -> ThreadPoolExecutor:
-    """This process's one preparation thread, created on first use (never before a fork)."""
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="allscreen-prepare")
+def decode_threads(configured: int | None) -> int:
+    """Threads to prepare images with: `configured`, else one per core this process may use."""
+    if configured:
+        return configured
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def shared_pool(threads: int = 1) -> ThreadPoolExecutor:
+    """This process's preparation threads, created on first use (never before a fork), and
+    again if the number asked for changes."""
+    global _pool, _pool_threads
+    if _pool is None or _pool_threads != threads:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="allscreen-prepare")
+        _pool_threads = threads
     return _pool
 
 

@@ -4,7 +4,8 @@ In order: the model file (present, executable, built for this CPU, its sha256), 
 libraries a native model links against, the model itself (starts and answers `hello` within
 ALLSCREEN_MODEL_START_TIMEOUT, with its name, version and labels), the broker and the
 database. A model check that cannot succeed because an earlier one failed is skipped, so a
-single cause gives a single FAIL line.
+single cause gives a single FAIL line. The broker and database lines carry a warning when the
+device holds owner credentials (`worker.privileges`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from allscreen.settings import Settings, mask_url
 from worker.heartbeat import ModelIdentity
 from worker.libraries import NVIDIA_HINT, check_libraries
 from worker.modelfile import check_model_file, elf_machine, file_sha256
+from worker.privileges import broker_owner_rights, database_owner_rights, owner_warning
 
 SCHEMA_POLL_SECONDS = 2.0  #: how often a waiting worker looks for the schema
 SCHEMA_REPORT_SECONDS = 60.0  #: how often it says it is still waiting
@@ -90,22 +92,32 @@ def start_model(settings: Settings) -> tuple[str, ModelIdentity]:
 
 
 def check_broker(settings: Settings) -> str:
-    """The broker answers."""
+    """The broker answers; warns when its user holds more than a device needs."""
     import redis
 
     url = settings.effective_broker_url
     try:
-        redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3).ping()
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        with client:
+            client.ping()
+            user, rights = broker_owner_rights(client)
     except (redis.RedisError, OSError, ValueError) as exc:
         raise BrokerUnavailable(f"cannot reach the broker at {mask_url(url)}: {exc}") from exc
-    return f"broker {mask_url(url)} reachable"
+    line = f"broker {mask_url(url)} reachable"
+    if rights:
+        line += owner_warning("broker", user, rights, "the devices' user (allscreen broker acl)")
+    return line
 
 
 def check_database(settings: Settings) -> str:
-    """The database answers and its schema is current; warns when PostgreSQL never analyzes."""
+    """The database answers and its schema is current; warns when PostgreSQL never analyzes,
+    and when its user holds more than a device needs."""
     engine = get_engine(settings.database_url)
     ensure_schema(engine, create=False)
     line = f"database {mask_url(settings.database_url)} reachable, schema current"
+    user, rights = database_owner_rights(engine)
+    if rights:
+        line += owner_warning("database", user, rights, "the device role (allscreen db roles)")
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             autovacuum = conn.exec_driver_sql("SHOW autovacuum").scalar()

@@ -27,3 +27,22 @@ def begin_batch(
         ).all()
     done = {int(i) for i, status in existing if status == STATUS_DONE}
     return done, {int(i): int(n) for i, n in counted}
+
+
+def attempts_alone(engine: Engine, image_ids: list[int]) -> dict[int, int]:
+    """Each image's deaths in flight while classified alone (`worker.suspects`)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Image.id, Image.attempts_alone).where(Image.id.in_(image_ids))
+        ).all()
+    return {int(i): int(n) for i, n in rows}
+
+
+def note_attempt_alone(engine: Engine, image_id: int) -> None:
+    """Count that a worker begins classifying this image alone, before it does (committed)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(Image)
+            .where(Image.id == image_id)
+            .values(attempts_alone=Image.attempts_alone + 1)
+        )

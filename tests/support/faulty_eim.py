@@ -3,7 +3,8 @@
 The poison is a solid magenta image (every pixel 255, 0, 255). On it the server does what
 ALLSCREEN_EIM_FAULT says: `crash` (exit at once), `hang` (never answer), `refuse` (an error
 reply), or `crash-once:PATH` (crash only if PATH does not exist yet,
-creating it, so the restarted model then succeeds).
+creating it, so the restarted model then succeeds). `chaos` plants two faults at once: it
+hangs on the magenta poison and crashes on a solid green one (0, 255, 0), for the chaos soak.
 Every other image goes through the real model, over the real protocol.
 """
 
@@ -32,9 +33,22 @@ def is_poison(pixels: Any) -> bool:
     )
 
 
+def is_green(pixels: Any) -> bool:
+    """Whether the model input is solid green, the `chaos` mode's second poison."""
+    return bool(
+        (pixels[..., 0] < 0.01).all()
+        and (pixels[..., 1] > 0.99).all()
+        and (pixels[..., 2] < 0.01).all()
+    )
+
+
 def classify(self: Any, pixels: Any) -> Any:
     """The real classify, with the configured fault on the poison image."""
     fault = os.environ.get("ALLSCREEN_EIM_FAULT", "")
+    if fault == "chaos":
+        if is_green(pixels):
+            os._exit(3)
+        fault = "hang"
     if is_poison(pixels):
         if fault == "crash":
             os._exit(3)

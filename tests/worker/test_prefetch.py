@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from allscreen.errors import ImageRejected
-from worker.prefetch import prepared
+from worker.prefetch import decode_threads, prepared, shared_pool
 
 
 def test_items_come_back_in_order_with_their_values() -> None:
@@ -72,3 +73,23 @@ def test_with_no_look_ahead_each_item_is_prepared_inline_just_before_it_is_yield
     rest = list(gen)
     assert [(p.item, p.value, p.error) for p in rest] == [(1, None, "not an image"), (2, -2, None)]
     assert set(threads) == {threading.current_thread().name}  # all in the caller's thread
+
+
+def test_decode_threads_default_to_the_cores_this_process_may_use() -> None:
+    assert decode_threads(None) == len(os.sched_getaffinity(0))
+    assert decode_threads(3) == 3
+
+
+def test_several_decode_threads_prepare_images_at_the_same_time_and_keep_the_order() -> None:
+    together = threading.Barrier(2, timeout=10)  # broken unless two run at once
+
+    def prepare(i: int) -> int:
+        if i < 2:
+            together.wait()
+        return i
+
+    pool = shared_pool(2)
+    assert shared_pool(2) is pool  # one pool per process, kept while the number holds
+    out = [p.value for p in prepared(range(6), prepare, pool=pool, ahead=2)]
+    assert out == list(range(6))
+    assert len({t.name for t in threading.enumerate() if "allscreen-prepare" in t.name}) >= 2
