@@ -28,13 +28,11 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-import psycopg
 import redis
 from kombu.exceptions import OperationalError
 from sqlalchemy import Engine, func, select
@@ -49,6 +47,7 @@ from allscreen.schema import Image, Result
 from allscreen.settings import Settings
 from bench.chaos import Chaos, Fired, Fleet, schedule
 from bench.common import DATA, machine
+from bench.result_writes import postgres_database
 from producer.submit import submit, watch
 from tests.support.proxy import CuttableProxy
 
@@ -189,73 +188,70 @@ def soak(
     seeded faults; raise SoakFailed unless every image has exactly one row as planned."""
     archive = make_archive(work, n)
     broker = EmbeddedRedis().start()
-    db_name = f"allscreen_soak_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{db_name}"')
-    db_url = make_url(PG_URL).set(database=db_name)
-    proxy = CuttableProxy(db_url.host or "127.0.0.1", db_url.port or 5432).start()
-    direct = db_url.render_as_string(hide_password=False)
-    settings = Settings(
-        broker_url=broker.url,
-        database_url=direct,
-        model=FAULTY,
-        model_timeout=5.0,
-        model_attempts=2,
-    )
-    if batch_size:
-        settings = settings.model_copy(update={"batch_size": batch_size})
-    via_proxy = db_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-    engine = make_engine(direct)
-    ensure_schema(engine, create=True)
-    env = {
-        "ALLSCREEN_EIM_FAULT": "chaos" if faults else "",
-        "ALLSCREEN_EIM_PYTHON": sys.executable,
-        "ALLSCREEN_EIM_DELAY_MS": str(delay_ms),
-    }
-    logs = work / "logs"
-    logs.mkdir(exist_ok=True)
-    fleet = Fleet(settings.model_copy(update={"database_url": via_proxy}), DEVICES, logs, env)
-    plan = schedule(
-        seed,
-        children=children if children is not None else max(2, n // 4000),
-        workers=workers if workers is not None else max(1, n // 10000),
-    )
+    with postgres_database(PG_URL, prefix="allscreen_soak") as direct:
+        db_url = make_url(direct)
+        proxy = CuttableProxy(db_url.host or "127.0.0.1", db_url.port or 5432).start()
+        settings = Settings(
+            broker_url=broker.url,
+            database_url=direct,
+            model=FAULTY,
+            model_timeout=5.0,
+            model_attempts=2,
+        )
+        if batch_size:
+            settings = settings.model_copy(update={"batch_size": batch_size})
+        via_proxy = db_url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False
+        )
+        engine = make_engine(direct)
+        ensure_schema(engine, create=True)
+        env = {
+            "ALLSCREEN_EIM_FAULT": "chaos" if faults else "",
+            "ALLSCREEN_EIM_PYTHON": sys.executable,
+            "ALLSCREEN_EIM_DELAY_MS": str(delay_ms),
+        }
+        logs = work / "logs"
+        logs.mkdir(exist_ok=True)
+        fleet = Fleet(settings.model_copy(update={"database_url": via_proxy}), DEVICES, logs, env)
+        plan = schedule(
+            seed,
+            children=children if children is not None else max(2, n // 4000),
+            workers=workers if workers is not None else max(1, n // 10000),
+        )
 
-    def progress() -> float:
-        with engine.connect() as conn:
-            done = int(conn.scalar(select(func.count()).select_from(Result)) or 0)
-        return done / (n + 2)
+        def progress() -> float:
+            with engine.connect() as conn:
+                done = int(conn.scalar(select(func.count()).select_from(Result)) or 0)
+            return done / (n + 2)
 
-    chaos = Chaos(plan, seed=seed, progress=progress, fleet=fleet, broker=broker, proxy=proxy)
-    try:
-        fleet.wait_ready()
-        t0 = time.monotonic()
-        if faults:
-            chaos.start()
-        reruns = _produce(archive, settings, "soak")
-        seconds = time.monotonic() - t0
-        if faults:
-            chaos.stop()
-            if chaos.error is not None:
-                raise SoakFailed(f"a fault could not be injected: {chaos.error}")
-            if len(chaos.fired) != len(plan):
-                raise SoakFailed(f"only {len(chaos.fired)} of {len(plan)} faults fired")
-        failed = _check(engine, n, faults)
-        with engine.connect() as conn:
-            alone = conn.scalar(select(func.count()).where(Image.attempts_alone > 0)) or 0
-        handback = _handback(engine, chaos.fired)
-        return Outcome(n + 2, seconds, chaos.fired, reruns, failed, handback, int(alone))
-    finally:
+        chaos = Chaos(plan, seed=seed, progress=progress, fleet=fleet, broker=broker, proxy=proxy)
         try:
-            if chaos.is_alive():
+            fleet.wait_ready()
+            t0 = time.monotonic()
+            if faults:
+                chaos.start()
+            reruns = _produce(archive, settings, "soak")
+            seconds = time.monotonic() - t0
+            if faults:
                 chaos.stop()
+                if chaos.error is not None:
+                    raise SoakFailed(f"a fault could not be injected: {chaos.error}")
+                if len(chaos.fired) != len(plan):
+                    raise SoakFailed(f"only {len(chaos.fired)} of {len(plan)} faults fired")
+            failed = _check(engine, n, faults)
+            with engine.connect() as conn:
+                alone = conn.scalar(select(func.count()).where(Image.attempts_alone > 0)) or 0
+            handback = _handback(engine, chaos.fired)
+            return Outcome(n + 2, seconds, chaos.fired, reruns, failed, handback, int(alone))
         finally:
-            fleet.stop()
-            proxy.stop()
-            chaos.broker.stop()
-            engine.dispose()
-            with psycopg.connect(PG_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            try:
+                if chaos.is_alive():
+                    chaos.stop()
+            finally:
+                fleet.stop()
+                proxy.stop()
+                chaos.broker.stop()
+                engine.dispose()
 
 
 def describe(o: Outcome) -> str:
