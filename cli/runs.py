@@ -56,6 +56,11 @@ _path_key_option = click.option(
     help="What the database keeps of each path: relative paths only, or keyed hashes only.",
 )
 @_path_key_option
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Register only shard K of N of the files (N producers, same PATHS and --run).",
+)
 @policy_options
 def submit(
     paths: tuple[Path, ...],
@@ -67,11 +72,16 @@ def submit(
     case_manifest: Path | None,
     store_paths: str,
     path_key: Path | None,
+    shard: str | None,
     **policy: Any,
 ) -> None:
-    """Register the images under PATHS in a run and enqueue them for classification."""
+    """Register the images under PATHS in a run and enqueue them for classification.
+
+    Several producers may feed one run at once (shards of one archive, or other archives):
+    none sends an image another has sent."""
     from producer.cases import CaseNamer, read_manifest
     from producer.path_key import load_key
+    from producer.shard import parse_shard
     from producer.stored_paths import store_for_submit
     from producer.submit import SetPolicy
     from producer.submit import submit as do_submit
@@ -83,6 +93,7 @@ def submit(
         manifest = read_manifest(case_manifest) if case_manifest is not None else None
         cases = CaseNamer(level=case_level, manifest=manifest, roots=len(paths))
     given = policy_from_options(**policy)
+    part = parse_shard(shard) if shard is not None else None
     s = checked_settings()
     key = None
     key_file = path_key or s.path_key_file
@@ -104,6 +115,7 @@ def submit(
         cases=cases,
         policy=SetPolicy(*given) if given is not None else None,
         stored=stored,
+        shard=part,
     )
     click.echo(done.run_name)
     if wait:

@@ -7,18 +7,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
 from allscreen.blobs import BlobStore, blob_key
 from allscreen.errors import BrokerUnavailable
 from allscreen.files import read_capped
 from allscreen.messages import TASK_CLASSIFY, Batch, ImageItem
-from allscreen.schema import Image
 from allscreen.settings import Settings, mask_url
-from producer.pending import count_pending, pending_rows
+from producer.claims import claim, database_now, release
+from producer.live import LiveProducers
+from producer.pending import PendingRow, count_pending, pending_rows
 from producer.recent import RecentBytes
 from producer.register import record_failures
 from producer.shrink import shrink_all
@@ -66,6 +67,11 @@ class Publisher:
             self._producer.release()
         if self._conn is not None:
             self._conn.release()
+
+    @property
+    def client(self) -> Any:
+        """The broker's redis-py client (for the blob store and the live-producer entries)."""
+        return self._conn.default_channel.client
 
     def queue_depth(self) -> int:
         """Batches waiting in the broker's queue."""
@@ -125,12 +131,20 @@ class Enqueuer:
     of the archive is being hashed. A batch holds `batch_size` images, or fewer when their
     bytes would exceed the message limit.
 
+    Each batch is claimed in SQL before it is sent (`producer.claims`): an image another
+    producer on the same run claimed first is left out, so no image is sent twice. A batch
+    whose sending fails is released again.
+
     Both ends of a run are cut finer. The first batches double from `TAIL_MIN_BATCH` up to
     `batch_size`, so the first registered images already reach several devices. Once the scan
     is over (`block`), the images left are counted, and each batch takes at most
     1/`max_queued_batches` of what is still to send, down to `TAIL_MIN_BATCH` (guided
     self-scheduling). Devices then start together and finish within a small batch of each
     other, instead of one device still working through a full batch while the others idle.
+
+    `only_new` sends only images never sent; without it, images sent before `resend_before`
+    (default: now) and still without a result go out again. `live`, this producer's entry
+    among the run's live producers (`producer.live`), is renewed while it sends.
     """
 
     def __init__(
@@ -145,6 +159,8 @@ class Enqueuer:
         idle: Callable[[], None] = lambda: None,
         recent: RecentBytes | None = None,
         locate: Locator | None = None,
+        resend_before: datetime | None = None,
+        live: LiveProducers | None = None,
     ) -> None:
         self.stats = EnqueueStats()
         self._locate = locate
@@ -155,10 +171,14 @@ class Enqueuer:
         self._settings = settings
         self._pin = pin
         self._only_new = only_new
-        self._idle = idle
+        self._resend_before = (
+            None if only_new else (resend_before or database_now(engine))
+        )  #: claims re-take images stamped before this
+        self._live = live
+        self._idle = idle if live is None else _renewing(live, idle)
         self._after = 0  #: highest image id taken into a batch
         self._left: int | None = None  #: images still to send, once the scan is over
-        self._items: list[ImageItem] = []
+        self._rows: list[PendingRow] = []  #: the batch being filled, not yet claimed or read
         self._size = 0  #: image bytes in the batch being filled (at most max_message_bytes)
         self._failures: list[tuple[str, str]] = []
 
@@ -167,28 +187,25 @@ class Enqueuer:
         broker's window is full (the scan goes on; the next call picks up from here); with
         it, wait for room and send everything, the last partial batch included."""
         s = self._settings
+        if self._live is not None:
+            self._live.renew()
         if not block and self._publisher.queue_depth() >= s.max_queued_batches:
             return
         if block and self._left is None:
-            self._left = len(self._items) + count_pending(
+            self._left = len(self._rows) + count_pending(
                 self._engine, self._run_id, only_new=self._only_new, after=self._after
             )
         rows = pending_rows(self._engine, self._run_id, only_new=self._only_new, after=self._after)
-        for image_id, sha, stored, nbytes, path in rows:
-            if self._items and (
-                len(self._items) >= self._limit() or self._size + nbytes > s.max_message_bytes
+        for row in rows:
+            image_id, _sha, _stored, nbytes, _path = row
+            if self._rows and (
+                len(self._rows) >= self._limit() or self._size + nbytes > s.max_message_bytes
             ):
                 if not block and self._publisher.queue_depth() >= s.max_queued_batches:
                     return
                 self._flush()
             self._after = image_id
-            location = stored if self._locate is None else self._locate(stored, path)
-            item, error = _load(image_id, sha, location, nbytes, s, self._recent)
-            if error is not None:
-                self._failures.append((sha, error))
-                continue
-            assert item is not None
-            self._items.append(item)
+            self._rows.append(row)
             self._size += nbytes
         if block:
             self._flush()
@@ -209,21 +226,36 @@ class Enqueuer:
         return max(floor, min(s.batch_size, share, ramp))
 
     def _flush(self) -> None:
-        if not self._items:
+        if not self._rows:
             return
         self._publisher.wait_for_room(self._idle)
-        self._publisher.publish(Batch(self._run_id, time.time(), tuple(self._items), self._pin))
-        ids = [i.id for i in self._items]
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(Image).where(Image.id.in_(ids)).values(enqueued_at=datetime.now(UTC))
-            )
+        rows, self._rows, self._size = self._rows, [], 0
+        if self._left is not None:
+            self._left -= len(rows)
+        mine = claim(
+            self._engine, self._run_id, [r[0] for r in rows], resend_before=self._resend_before
+        )
+        items: list[ImageItem] = []
+        for image_id, sha, stored, nbytes, path in rows:
+            if image_id not in mine:  # another producer sent it, or it has a result by now
+                continue
+            location = stored if self._locate is None else self._locate(stored, path)
+            item, error = _load(image_id, sha, location, nbytes, self._settings, self._recent)
+            if error is not None:
+                self._failures.append((sha, error))
+                continue
+            assert item is not None
+            items.append(item)
+        if not items:
+            return
+        ids = [i.id for i in items]
+        try:
+            self._publisher.publish(Batch(self._run_id, time.time(), tuple(items), self._pin))
+        except BaseException:
+            release(self._engine, self._run_id, ids)
+            raise
         self.stats.images += len(ids)
         self.stats.batches += 1
-        if self._left is not None:
-            self._left -= len(ids)
-        self._items.clear()
-        self._size = 0
 
 
 def enqueue(
@@ -246,6 +278,16 @@ def enqueue(
     )
     enqueuer.pump(block=True)
     return enqueuer.stats
+
+
+def _renewing(live: LiveProducers, idle: Callable[[], None]) -> Callable[[], None]:
+    """`idle`, renewing the producer's live entry first (a full window can last minutes)."""
+
+    def both() -> None:
+        live.renew()
+        idle()
+
+    return both
 
 
 def _load(

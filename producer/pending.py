@@ -9,6 +9,9 @@ from sqlalchemy import Engine, exists, func, select
 
 from allscreen.schema import Image, Result
 
+#: (id, sha256, stored location, size in bytes, stored path) of a pending image
+PendingRow = tuple[int, str, bytes, int, str]
+
 _PAGE = 1000  #: pending rows read per query (keyset pagination keeps each query cheap)
 
 
@@ -49,7 +52,7 @@ def pending_images(
 
 def pending_rows(
     engine: Engine, run_id: int, *, only_new: bool, after: int = 0
-) -> Iterator[tuple[int, str, bytes, int, str]]:
+) -> Iterator[PendingRow]:
     """`pending_images` with each image's stored path last (a hashed run's files are found
     by it, `producer.stored_paths`)."""
     last = after

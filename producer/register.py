@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
 from allscreen.db import dialect_insert
 from allscreen.results import ResultRow, upsert_results
@@ -86,12 +86,6 @@ def hash_file(location: bytes, keep: RecentBytes | None = None) -> tuple[str, in
     return sha, size
 
 
-def count_images(engine: Engine, run_id: int) -> int:
-    """Images registered in a run."""
-    with engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).where(Image.run_id == run_id)) or 0)
-
-
 def register(
     engine: Engine,
     run_id: int,
@@ -117,7 +111,6 @@ def register(
     """
     paths = paths or PathStore()
     stats = RegisterStats()
-    before = count_images(engine, run_id)
     rows: list[dict[str, object]] = []
     failures: list[tuple[str, str]] = []
     named: list[CaseName | None] = []
@@ -146,11 +139,10 @@ def register(
         )
         named.append(paths.case(cases.case_of(item.display)) if cases is not None else None)
         if len(rows) >= _CHUNK:
-            _insert(engine, rows, run_id, failures, named)
+            stats.new += _insert(engine, rows, run_id, failures, named)
             on_progress(stats)
-    _insert(engine, rows, run_id, failures, named)
+    stats.new += _insert(engine, rows, run_id, failures, named)
     on_progress(stats)
-    stats.new = count_images(engine, run_id) - before
     return stats
 
 
@@ -160,10 +152,13 @@ _INSERTS: dict[str, Any] = {}
 def _insert_statement(engine: Engine) -> Any:
     # Compiled once per dialect and executed with many parameter sets ("insertmanyvalues"):
     # a multi-row VALUES built afresh for every chunk spent most of its time compiling.
+    # The ids it returns are the rows this call added: another producer registering the same
+    # run at once adds its own, so counting the run's rows before and after would not do.
     name = engine.dialect.name
     if name not in _INSERTS:
         stmt = dialect_insert(engine, Image.__table__)
-        _INSERTS[name] = stmt.on_conflict_do_nothing(index_elements=["run_id", "sha256"])
+        stmt = stmt.on_conflict_do_nothing(index_elements=["run_id", "sha256"])
+        _INSERTS[name] = stmt.returning(Image.__table__.c.id)
     return _INSERTS[name]
 
 
@@ -173,11 +168,13 @@ def _insert(
     run_id: int,
     failures: list[tuple[str, str]],
     named: list[CaseName | None],
-) -> None:
+) -> int:
+    """Insert `rows` (and record `failures`); return how many rows were new."""
+    added = 0
     if rows:
         wanted = assign_cases(engine, run_id, rows, named)
         with engine.begin() as conn:
-            conn.execute(_insert_statement(engine), rows)
+            added = len(conn.execute(_insert_statement(engine), rows).all())
         if wanted:
             check_cases(engine, run_id, rows, wanted)
         rows.clear()
@@ -185,6 +182,7 @@ def _insert(
     if failures:
         record_failures(engine, run_id, failures)
         failures.clear()
+    return added
 
 
 def record_failures(engine: Engine, run_id: int, failures: list[tuple[str, str]]) -> None:

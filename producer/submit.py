@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
+
+from sqlalchemy import Engine
 
 from allscreen import defaults
 from allscreen.db import open_engine
@@ -20,11 +24,14 @@ from allscreen.schema import Run
 from allscreen.settings import Settings
 from producer.archive import LabelMode, scan
 from producer.cases import CaseNamer
-from producer.enqueue import Enqueuer, EnqueueStats, Publisher, enqueue
+from producer.claims import database_now
+from producer.enqueue import Enqueuer, EnqueueStats, Publisher
+from producer.live import LiveProducers
 from producer.progress import wait_for_run
 from producer.recent import RecentBytes
 from producer.register import RegisterStats, get_or_create_run, register
-from producer.stored_paths import PathStore, locator_for_run
+from producer.shard import Shard
+from producer.stored_paths import Locator, PathStore, locator_for_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +75,15 @@ def submit(
     cases: CaseNamer | None = None,
     policy: SetPolicy | None = None,
     stored: PathStore | None = None,
+    shard: Shard | None = None,
     err: TextIO = sys.stderr,
 ) -> Submitted:
     """Register every image under `paths` in the run and enqueue those without a result.
 
     Enqueueing starts with the first registered chunk, so devices work while the scan goes on.
-    `stored` says what the database keeps of each path (`producer.stored_paths`).
+    `stored` says what the database keeps of each path (`producer.stored_paths`). With
+    `shard`, only that shard's files are registered (`producer.shard`); several producers
+    may feed one run at once, and none sends an image another has sent (`producer.claims`).
     """
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
@@ -90,10 +100,16 @@ def submit(
         set_policy(engine, run_id, policy.policy, source=policy.source, labels=[])
         err.write(f"screening policy: {policy.policy.describe()}\n")
 
-    with Publisher(_celery_app(settings), settings) as pub:
-        # An idle broker holds none of this run's batches (it may have lost them in a restart),
-        # so every pending image goes out again; otherwise only images never sent.
-        # Files are read once: the bytes hashed at registration go out as they are.
+    with Publisher(_celery_app(settings), settings) as pub, _live(pub, settings, run_id) as live:
+        # An idle broker with no other producer on the run holds none of this run's batches
+        # (it may have lost them in a restart), so every pending image goes out again;
+        # otherwise only images never sent. The clock is read before the broker is looked at
+        # (`producer.live` says why). Files are read once: the bytes hashed at registration
+        # go out as they are.
+        since = database_now(engine)
+        others = live.others()
+        if others:
+            err.write(f"{others} other producer(s) are feeding run {name}; sharing the work\n")
         recent = RecentBytes() if settings.transport == "bytes" else None
         enqueuer = Enqueuer(
             engine,
@@ -101,10 +117,16 @@ def submit(
             run_id,
             settings,
             pin=pin,
-            only_new=not pub.broker_idle(),
+            only_new=others > 0 or not pub.broker_idle(),
             recent=recent,
             locate=stored.locate,
+            resend_before=since,
+            live=live,
         )
+        found = scan([os.fsencode(p) for p in paths], labels)
+        if shard is not None:
+            found = shard.select(found, lambda item: stored.stored(item)[0])
+            err.write(f"shard {shard}: registering only this shard's files\n")
 
         def scanned(stats: RegisterStats) -> None:
             # Devices start on the first batches while the rest of the archive is scanned;
@@ -118,7 +140,7 @@ def submit(
         reg = register(
             engine,
             run_id,
-            scan([os.fsencode(p) for p in paths], labels),
+            found,
             on_progress=scanned,
             keep=recent,
             cases=cases,
@@ -151,6 +173,44 @@ def submit(
     return Submitted(run_id, name, reg, enq, t1 - t0, t2 - t1)
 
 
+@contextmanager
+def _live(pub: Publisher, settings: Settings, run_id: int) -> Iterator[LiveProducers]:
+    """This producer's entry among the run's live producers, for as long as it sends."""
+    live = LiveProducers(pub.client, settings.queue, run_id)
+    live.enter()
+    try:
+        yield live
+    finally:
+        live.leave()
+
+
+def _resend(
+    engine: Engine,
+    pub: Publisher,
+    run_id: int,
+    settings: Settings,
+    *,
+    pin: str | None,
+    locate: Locator | None,
+) -> EnqueueStats:
+    """Send every image of the run without a result that was not claimed since now."""
+    with _live(pub, settings, run_id) as live:
+        since = database_now(engine)
+        enqueuer = Enqueuer(
+            engine,
+            pub,
+            run_id,
+            settings,
+            pin=pin,
+            only_new=False,
+            locate=locate,
+            resend_before=since,
+            live=live,
+        )
+        enqueuer.pump(block=True)
+    return enqueuer.stats
+
+
 def resume(
     ref: str,
     settings: Settings,
@@ -168,9 +228,7 @@ def resume(
     run = find_run(engine, ref)
     locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
     with Publisher(_celery_app(settings), settings) as pub:
-        enq = enqueue(
-            engine, pub, run.id, settings, pin=run.model_sha256, only_new=False, locate=locate
-        )
+        enq = _resend(engine, pub, run.id, settings, pin=run.model_sha256, locate=locate)
     err.write(f"re-enqueued {enq.images} images of run {run.name} in {enq.batches} batches\n")
     return enq
 
@@ -196,12 +254,10 @@ def watch(
         if stalled < defaults.RECOVER_AFTER_SECONDS:
             return
         with Publisher(_celery_app(settings), settings) as pub:
-            if not pub.broker_idle():
-                return
+            if not pub.broker_idle() or LiveProducers(pub.client, settings.queue, run.id).others():
+                return  # batches are in the broker, or a producer is still sending
             locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
-            enq = enqueue(
-                engine, pub, run.id, settings, pin=run.model_sha256, only_new=False, locate=locate
-            )
+            enq = _resend(engine, pub, run.id, settings, pin=run.model_sha256, locate=locate)
         if enq.images:
             err.write(
                 f"\nthe broker held none of the {enq.images} pending images: re-enqueued them\n"
