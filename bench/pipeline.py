@@ -1,7 +1,11 @@
 """(2) The pipeline against the raw limit, measured alternately in the same run.
 
 `submit` of the shared archive with K worker processes (warmed up), timed from the start of
-`submit` to the last result committed, on SQLite and an embedded Redis. Run:
+`submit` to the last result committed, on SQLite and an embedded Redis. Each run also prints
+the CPU spent per image by each role of the pipeline and of the raw loop beside it: the rate
+ratio says how the two compare on the machine as it was; the CPU ratio (raw loop's CPU per
+image over the pipeline's) is the rate ratio both would reach if each kept every core busy,
+and moves far less with other work on the machine. Run:
     .venv/bin/python -m bench.pipeline [--procs K] [--repeats R] [--batch-size B]
 """
 
@@ -25,7 +29,7 @@ from allscreen.process import stop_group as stop
 from allscreen.schema import Result
 from allscreen.settings import Settings
 from bench.common import DATA, cpu_by_role, cpu_seconds, images, machine, median, start_worker
-from bench.raw_limit import raw_rate
+from bench.raw_limit import raw_run
 from producer.submit import submit, watch
 
 
@@ -42,7 +46,9 @@ def pipeline_rate(
     and broker.
 
     With the prefork pool, one worker runs `procs` children; with `solo`, `procs` workers run
-    one process each. `on_submit` gets the worker pids as the timed submit starts.
+    one process each. `on_submit` gets the worker pids as the timed submit starts. The roles
+    are `cpu_by_role`'s, plus `worker-main`: the part of `worker` spent in the workers' main
+    processes (with prefork, the parent that receives messages and hands them to children).
     """
     redis = EmbeddedRedis().start()
     db = workdir / f"bench-{time.time_ns()}.db"
@@ -74,7 +80,11 @@ def pipeline_rate(
         on_submit([w.pid for w in workers])
         done = submit([archive], settings, run_name="bench", err=io.StringIO())
         watch("bench", settings, err=io.StringIO())
-        spent = cpu_by_role(cpu0, cpu_seconds())
+        cpu1 = cpu_seconds()
+        spent = cpu_by_role(cpu0, cpu1)
+        spent["worker-main"] = sum(
+            cpu1[w.pid][1] - cpu0[w.pid][1] for w in workers if w.pid in cpu0 and w.pid in cpu1
+        )
         with engine.connect() as conn:
             last = conn.scalar(
                 select(func.max(Result.finished_at)).where(Result.run_id == done.run_id)
@@ -89,8 +99,11 @@ def pipeline_rate(
         redis.stop()
 
 
+ROLES = ("worker", "model", "producer", "redis")
+
+
 def main() -> None:
-    """Alternate raw and pipeline runs; print medians and the ratio."""
+    """Alternate raw and pipeline runs; print rates, CPU per image by role, and the ratios."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--procs", type=int, default=mp.cpu_count())
     ap.add_argument("--repeats", type=int, default=3)
@@ -103,30 +116,47 @@ def main() -> None:
         f"# pipeline vs raw: {args.procs} processes, batch {args.batch_size}, pool "
         f"{args.pool}, transport {args.transport}; {machine()}"
     )
-    raws, pipes, ratios = [], [], []
+    raws, pipes, ratios, cpu_ratios = [], [], [], []
+    pipe_cpu: dict[str, list[float]] = {r: [] for r in (*ROLES, "worker-main")}
+    raw_cpu: dict[str, list[float]] = {"loop": [], "model": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeats):
-            raw = raw_rate(paths, args.procs)
+            raw = raw_run(paths, args.procs)
             pipe, n, cpu = pipeline_rate(
                 args.procs, args.batch_size, Path(tmp), args.pool, args.transport
             )
-            raws.append(raw)
+            total = sum(cpu.get(r, 0.0) for r in ROLES)
+            raws.append(raw.rate)
             pipes.append(pipe)
-            ratios.append(pipe / raw)
+            ratios.append(pipe / raw.rate)
+            cpu_ratios.append(raw.cpu_ms / total)
+            for role, values in pipe_cpu.items():
+                values.append(cpu.get(role, 0.0))
+            raw_cpu["loop"].append(raw.client_ms)
+            raw_cpu["model"].append(raw.model_ms)
             print(
-                f"run {i + 1}: raw {raw:.0f} img/s, pipeline {pipe:.0f} img/s ({n} images), "
-                f"ratio {pipe / raw:.2f}"
+                f"run {i + 1}: raw {raw.rate:.0f} img/s, pipeline {pipe:.0f} img/s ({n} images), "
+                f"ratio {pipe / raw.rate:.2f}"
             )
-            roles = ("worker", "model", "producer", "redis")
             print(
-                "  CPU ms/image: "
-                + ", ".join(f"{r} {cpu.get(r, 0.0):.2f}" for r in roles)
-                + f"; total {sum(cpu.get(r, 0.0) for r in roles):.2f} "
-                f"(raw: {args.procs} cores / {raw:.0f} img/s = {args.procs * 1000 / raw:.2f})"
+                "  CPU ms/image: pipeline "
+                + ", ".join(f"{r} {cpu.get(r, 0.0):.3f}" for r in ROLES)
+                + f" (worker main processes {cpu.get('worker-main', 0.0):.3f})"
+                + f"; total {total:.3f}"
+            )
+            print(
+                f"  CPU ms/image: raw loop {raw.client_ms:.3f}, model {raw.model_ms:.3f}; total "
+                f"{raw.cpu_ms:.3f}; CPU ratio {raw.cpu_ms / total:.2f}"
             )
     print(
         f"median: raw {median(raws):.0f} img/s, pipeline {median(pipes):.0f} img/s, "
-        f"ratio {median(ratios):.2f}"
+        f"ratio {median(ratios):.2f}; CPU ratio {median(cpu_ratios):.2f}"
+    )
+    print(
+        "median CPU ms/image: pipeline "
+        + ", ".join(f"{r} {median(v):.3f}" for r, v in pipe_cpu.items())
+        + "; raw "
+        + ", ".join(f"{r} {median(v):.3f}" for r, v in raw_cpu.items())
     )
 
 

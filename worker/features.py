@@ -16,6 +16,10 @@ import numpy.typing as npt
 Features = npt.NDArray[np.float32]
 Pixels = npt.NDArray[np.uint8]
 
+#: Channel weights of the packed pixel, for images in RGB and in BGR order.
+_WEIGHTS_RGB = np.array([[65536.0, 256.0, 1.0]], dtype=np.float32)
+_WEIGHTS_BGR = np.array([[1.0, 256.0, 65536.0]], dtype=np.float32)
+
 
 def _letterbox(img: npt.NDArray[np.uint8], width: int, height: int) -> npt.NDArray[np.uint8]:
     h, w = img.shape[:2]
@@ -86,8 +90,9 @@ def _packed(
         code = cv2.COLOR_BGR2GRAY if red == 0 else cv2.COLOR_RGB2GRAY
         grey = np.asarray(cv2.cvtColor(resized, code), dtype=np.uint32)
         packed = grey * np.uint32(0x010101)
-    else:
-        px = resized.astype(np.uint32)
-        blue = 2 - red
-        packed = (px[..., red] << np.uint32(16)) | (px[..., 1] << np.uint32(8)) | px[..., blue]
-    return packed.reshape(-1).astype(np.float32)
+        return packed.reshape(-1).astype(np.float32)
+    # R * 65536 + G * 256 + B as one weighted sum over the channels (cv2.transform), in
+    # float32: every partial sum is an integer below 2**24, so it is exact, and it costs a
+    # quarter of the shifts and ORs on uint32 arrays it replaces.
+    weights = _WEIGHTS_RGB if red == 0 else _WEIGHTS_BGR
+    return cast(Features, cv2.transform(resized.astype(np.float32), weights).reshape(-1))

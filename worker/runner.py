@@ -41,6 +41,8 @@ ImageImpulseRunner = load_sdk_image_module().ImageImpulseRunner
 _RECV_BYTES = 1 << 16  #: a reply is a few hundred bytes; large ones take few reads
 _EXIT_GRACE_SECONDS = 0.5  #: how long a model whose socket closed gets to finish exiting
 _STOP_GRACE_SECONDS = 2.0  #: how long a model gets to exit after SIGINT before SIGKILL
+#: One decoder for every reply, built once rather than per call.
+_DECODER = json.JSONDecoder()
 
 
 class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
@@ -171,7 +173,7 @@ class GuardedImageRunner(ImageImpulseRunner):  # type: ignore[misc,valid-type]
         start = text.find("{")
         if start < 0:
             raise ValueError("No data or corrupted data received")
-        resp, _ = json.JSONDecoder().raw_decode(text, start)
+        resp, _ = _DECODER.raw_decode(text, start)
         if not isinstance(resp, dict):
             raise ValueError("No data or corrupted data received")
         if resp.get("id") != self._ix:
