@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.sql.elements import TextClause
 
 from allscreen.db import dialect_insert
 from allscreen.schema import STATUS_DONE, Result
@@ -55,11 +56,49 @@ def _upsert_statement(engine: Engine) -> Any:
     return _UPSERTS[name]
 
 
+def _unnest_statement(engine: Engine) -> TextClause:
+    # PostgreSQL: the whole batch as one statement over column arrays. psycopg sends an
+    # executemany as one statement per row, and each would fire the tally triggers
+    # (allscreen/tally_sql.py) on its own: 0.27 ms a row, against about 0.05 ms for the batch.
+    key = "postgresql-unnest"
+    if key not in _UPSERTS:
+        table = Result.__table__
+        cols = ", ".join(_COLUMNS)
+        arrays = ", ".join(
+            f"CAST(:{c} AS {table.c[c].type.compile(dialect=engine.dialect)}[])" for c in _COLUMNS
+        )
+        sets = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in _KEYS)
+        _UPSERTS[key] = text(
+            f"INSERT INTO results ({cols}) SELECT * FROM unnest({arrays}) AS t({cols}) "
+            f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET {sets} "
+            f"WHERE results.status <> '{STATUS_DONE}'"
+        )
+    return _UPSERTS[key]  # type: ignore[no-any-return]
+
+
+def _one_per_image(rows: list[ResultRow]) -> list[ResultRow]:
+    """The rows one statement may write: the last row per image, unless an earlier is `done`
+    (what writing them one after another would leave; PostgreSQL refuses to upsert one key
+    twice in a statement)."""
+    kept: dict[tuple[int, int], ResultRow] = {}
+    for r in rows:
+        key = (r.run_id, r.image_id)
+        if key not in kept or kept[key].status != STATUS_DONE:
+            kept[key] = r
+    return list(kept.values())
+
+
 def upsert_results(engine: Engine, rows: list[ResultRow]) -> None:
     """Write `rows` in one transaction. A `done` row is never replaced by a later failure."""
     if not rows:
         return
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            batch = _one_per_image(rows)
+            conn.execute(
+                _unnest_statement(engine), {c: [getattr(r, c) for r in batch] for c in _COLUMNS}
+            )
+            return
         # Flat rows: getattr per column, not asdict (which deep-copies every value).
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
         conn.execute(_upsert_statement(engine), params)

@@ -184,3 +184,73 @@ class Verdict(Base):
     model_label: Mapped[str | None] = mapped_column(String(100))  # what the model said
     model_confidence: Mapped[float | None] = mapped_column(Float)
     model_call: Mapped[str | None] = mapped_column(String(10))  # under the policy then in force
+
+
+class RunTally(Base):
+    """Images registered per run, kept by a trigger on `images` (see allscreen/tally_sql.py)."""
+
+    __tablename__ = "run_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ResultTally(Base):
+    """Results per (run, device, minute finished), kept by triggers on `results`.
+
+    Readers (`status`, `report`, `metrics`) sum these few rows instead of scanning results.
+    """
+
+    __tablename__ = "result_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    device: Mapped[str] = mapped_column(String(200), primary_key=True)
+    minute: Mapped[int] = mapped_column(BigInteger, primary_key=True)  #: epoch s // 60 (UTC)
+    done: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    inference_n: Mapped[int] = mapped_column(BigInteger, default=0)  #: done, with a time
+    inference_ms_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    wait_n: Mapped[int] = mapped_column(BigInteger, default=0)  #: done, with a queue time
+    wait_s_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    #: First queue time and last finish time ever written (only ever widened, never narrowed).
+    first_queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LatencyTally(Base):
+    """Done results per (run, device, kind, log-spaced bucket): histograms for percentiles.
+
+    `kind` is `inference` (inference_ms, in ms) or `wait` (queued to finished, in s); bucket
+    `i` holds values in (`tally_buckets.upper[i-1]`, `upper[i]`].
+    """
+
+    __tablename__ = "latency_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    device: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LabelTally(Base):
+    """Done results per (run, model, ground truth, predicted label); '' stands for none."""
+
+    __tablename__ = "label_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    model_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    truth: Mapped[str] = mapped_column(String(100), primary_key=True)
+    label: Mapped[str] = mapped_column(String(100), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(50))
+
+
+class TallyBucket(Base):
+    """The fixed upper bounds of the latency buckets (allscreen.tallies.BUCKET_EDGES)."""
+
+    __tablename__ = "tally_buckets"
+
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    upper: Mapped[float] = mapped_column(Float, unique=True)

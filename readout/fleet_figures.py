@@ -1,7 +1,10 @@
 """Fleet figures read from SQL and Redis: what `allscreen metrics` exports, per device.
 
-Everything is aggregated inside the database (GROUP BY device, one SUM(CASE ...) per histogram
-bucket), so a scrape moves a few numbers per device, not a row per image. The figures cover
+Everything is read from the write-time tallies (allscreen/tallies.py): a scrape sums a few
+rows per device, minute and latency bucket, never a row per image, so it costs the same for
+a thousand results as for ten million. The Prometheus bucket bounds are among the tallies'
+bucket edges, so the exported histograms are exact. Only the trailing-window rate reads
+`results`, through the (device, finished_at) index, the window's rows alone. The figures cover
 every result in the database: counters only grow while results are added, which is what
 Prometheus' `rate()` expects, and they are the same whichever exporter or process reads them.
 """
@@ -12,17 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, Float, and_, case, cast, extract, func, select
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import Engine, func, select
 
-from allscreen.schema import STATUS_DONE, Image, Result, Run
+from allscreen.schema import Result, ResultTally, Run, RunTally
+from allscreen.tallies import INFERENCE_BUCKETS, KIND_INFERENCE, KIND_WAIT, QUEUE_TO_RESULT_BUCKETS
+from readout.tally_reads import Buckets, buckets, cumulative, device_counts, sums
 
-#: Upper bounds (seconds) of the inference-latency buckets: a 96x96 CNN takes about a
-#: millisecond on a desktop core and tens of milliseconds on a Jetson Nano's CPU.
-INFERENCE_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
-#: Upper bounds (seconds) of the queue-to-result buckets: the producer keeps up to 16 batches
-#: queued, so waits of seconds to minutes are normal; hours mean a stalled fleet.
-QUEUE_TO_RESULT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 UNACKED_KEY = "unacked"  #: kombu's Redis hash of batches delivered but not yet acknowledged
 
 
@@ -58,74 +56,75 @@ class QueueClient(Protocol):
         """Number of fields in a hash."""
 
 
-def _seconds_between(engine: Engine, start: Any, end: Any) -> ColumnElement[Any]:
-    """SQL for `end - start` in seconds, clamped at 0 (device clocks may run behind)."""
-    if engine.dialect.name == "postgresql":
-        diff: ColumnElement[Any] = cast(extract("epoch", end - start), Float)
-    else:  # SQLite stores UTC timestamps as text; julianday() reads them in days
-        diff = (func.julianday(end) - func.julianday(start)) * 86400.0
-    return case((diff < 0, 0.0), else_=diff)
-
-
 def _histograms(
-    engine: Engine, value: ColumnElement[Any], bounds: tuple[float, ...]
+    hist: Buckets, scale: float, bounds: tuple[float, ...], sums: dict[str, tuple[int, float]]
 ) -> dict[str, Histogram]:
-    cols = [func.count(value), func.coalesce(func.sum(value), 0.0)]
-    cols += [func.coalesce(func.sum(case((value <= b, 1), else_=0)), 0) for b in bounds]
-    stmt = (
-        select(Result.device, *cols)
-        .where(Result.status == STATUS_DONE, value.is_not(None))
-        .group_by(Result.device)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-    return {
-        str(r[0]): Histogram(bounds, tuple(int(c) for c in r[3:]), int(r[1]), float(r[2]))
-        for r in rows
-    }
+    """Prometheus histograms from tally buckets (`scale` turns their unit into seconds)."""
+    out = {}
+    for device, counts in hist.items():
+        n, total = sums.get(device, (sum(counts.values()), 0.0))
+        edges = tuple(b / scale for b in bounds)
+        out[device] = Histogram(bounds, cumulative(counts, edges), n, total * scale)
+    return out
 
 
 def device_figures(engine: Engine, *, since: datetime) -> list[DeviceFigures]:
     """Per-device counts, latency histograms, and results finished at or after `since`."""
-    with engine.connect() as conn:
-        counted = conn.execute(
-            select(
-                Result.device,
-                func.coalesce(func.sum(case((Result.status == STATUS_DONE, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((Result.status != STATUS_DONE, 1), else_=0)), 0),
-                func.coalesce(func.sum(case((Result.finished_at >= since, 1), else_=0)), 0),
-            ).group_by(Result.device)
-        ).all()
-    inference = _histograms(engine, Result.inference_ms / 1000.0, INFERENCE_BUCKETS)
-    waited = _histograms(
-        engine,
-        _seconds_between(engine, Result.queued_at, Result.finished_at),
-        QUEUE_TO_RESULT_BUCKETS,
+    counted = device_counts(engine, None)
+    added = sums(engine, None)
+    inference = _histograms(
+        buckets(engine, None, KIND_INFERENCE),
+        0.001,
+        INFERENCE_BUCKETS,
+        {d: (s[0], s[1]) for d, s in added.items()},
     )
+    waited = _histograms(
+        buckets(engine, None, KIND_WAIT),
+        1.0,
+        QUEUE_TO_RESULT_BUCKETS,
+        {d: (s[2], s[3]) for d, s in added.items()},
+    )
+    recent: dict[str, int] = {}
+    if counted:
+        # The trailing window only: a range scan of ix_results_device_finished per device.
+        stmt = (
+            select(Result.device, func.count())
+            .where(Result.device.in_(sorted(counted)), Result.finished_at >= since)
+            .group_by(Result.device)
+        )
+        with engine.connect() as conn:
+            recent = {str(d): int(n) for d, n in conn.execute(stmt)}
     return [
         DeviceFigures(
-            str(device),
-            done=int(done),
-            failed=int(failed),
-            recent=int(recent),
-            inference=inference.get(str(device)),
-            queue_to_result=waited.get(str(device)),
+            device,
+            done=done,
+            failed=failed,
+            recent=recent.get(device, 0),
+            inference=inference.get(device),
+            queue_to_result=waited.get(device),
         )
-        for device, done, failed, recent in sorted(counted, key=lambda r: str(r[0]))
+        for device, (done, failed) in sorted(counted.items())
     ]
 
 
 def pending_by_run(engine: Engine) -> dict[str, int]:
-    """Images still without a result, per run name (runs with none pending are left out)."""
+    """Images still without a result, per run name (runs with none pending are left out):
+    registered images minus results, both from the tallies (no anti-join of the tables)."""
+    written = (
+        select(
+            ResultTally.run_id.label("run_id"),
+            func.sum(ResultTally.done + ResultTally.failed).label("n"),
+        )
+        .group_by(ResultTally.run_id)
+        .subquery()
+    )
     stmt = (
-        select(Run.name, func.count(Image.id))
-        .join(Image, Image.run_id == Run.id)
-        .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
-        .where(Result.id.is_(None))
-        .group_by(Run.name)
+        select(Run.name, RunTally.images - func.coalesce(written.c.n, 0))
+        .join(RunTally, RunTally.run_id == Run.id)
+        .outerjoin(written, written.c.run_id == Run.id)
     )
     with engine.connect() as conn:
-        return {str(name): int(n) for name, n in conn.execute(stmt)}
+        return {str(name): int(n) for name, n in conn.execute(stmt) if int(n) > 0}
 
 
 def queue_figures(client: QueueClient, queue: str) -> tuple[int, int]:

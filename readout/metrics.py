@@ -6,7 +6,8 @@ PROMETHEUS_MULTIPROC_DIR bookkeeping and a scrape target on every device (often 
 The results table already holds, per image, the device, the status, the inference time and
 the queue and finish timestamps, written once per image by any worker. One exporter next to
 the database therefore sees the whole fleet, survives worker restarts, and needs no port on
-the devices. The cost is a grouped scan of `results` per scrape, bounded by caching.
+the devices. A scrape reads the write-time tallies (allscreen/tallies.py), not every result,
+so its cost does not grow with the results table; it is also cached briefly.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""Per-device figures of a run, read from SQL."""
+"""Per-device figures of a run, read from the write-time tallies (allscreen/tallies.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
-from allscreen.schema import STATUS_DONE, Result
+from allscreen.tallies import KIND_INFERENCE
+from readout.tally_reads import bucket_percentile, buckets, device_counts, span
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,34 +32,25 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def device_stats(engine: Engine, run_id: int) -> list[DeviceStats]:
-    """Per-device counts and inference latency percentiles."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Result.device, Result.status, Result.inference_ms)
-            .where(Result.run_id == run_id)
-            .order_by(Result.device)
-        ).all()
-    by_device: dict[str, tuple[list[float], list[int]]] = {}
-    for device, status, ms in rows:
-        lat, n = by_device.setdefault(device, ([], [0, 0]))
-        n[0 if status == STATUS_DONE else 1] += 1
-        if ms is not None:
-            lat.append(float(ms))
-    out = []
-    for device, (lat, n) in sorted(by_device.items()):
-        lat.sort()
-        out.append(DeviceStats(device, n[0], n[1], percentile(lat, 50), percentile(lat, 95)))
-    return out
+    """Per-device counts and inference latency percentiles (p50, p95 within 7.5 %, read from
+    the tallies' log-spaced buckets)."""
+    counted = device_counts(engine, run_id)
+    hist = buckets(engine, run_id, KIND_INFERENCE)
+    return [
+        DeviceStats(
+            device,
+            done,
+            failed,
+            bucket_percentile(hist.get(device, {}), 50),
+            bucket_percentile(hist.get(device, {}), 95),
+        )
+        for device, (done, failed) in sorted(counted.items())
+    ]
 
 
 def run_span(engine: Engine, run_id: int) -> float | None:
     """Seconds from the first batch queued to the last result written, or None."""
-    with engine.connect() as conn:
-        first, last = conn.execute(
-            select(func.min(Result.queued_at), func.max(Result.finished_at)).where(
-                Result.run_id == run_id
-            )
-        ).one()
+    first, last = span(engine, run_id)
     if first is None or last is None:
         return None
     return float((last - first).total_seconds())

@@ -36,7 +36,7 @@ def _summary(data: ReportData) -> str:
         cards.append(card(format_duration(s["seconds"]), "duration (queued to last result)"))
         cards.append(card(f"{s['images_per_second']:.1f}", "images / s"))
     if s["accuracy"] is not None:
-        cards.append(card(pct(s["accuracy"]), f"accuracy ({len(data.judged)} judged)", "good"))
+        cards.append(card(pct(s["accuracy"]), f"accuracy ({data.judged} judged)", "good"))
     cards.append(card(str(len(s["devices"])), "devices"))
     models = ", ".join(data.models) or "no result yet"
     return (
@@ -90,17 +90,10 @@ def _accuracy(data: ReportData) -> str:
 def _devices(data: ReportData) -> str:
     from readout.report_plots import device_colours, latency_svg, throughput_svg
 
-    groups = data.by_device()
-    if not groups:
+    names = sorted(d["device"] for d in data.status["devices"] if d["done"])
+    if not names:
         return ""
-    colours = device_colours(list(groups))
-    inference = {
-        d: [x.inference_ms for x in xs if x.inference_ms is not None] for d, xs in groups.items()
-    }
-    waited = {
-        d: [w for x in xs if (w := x.queue_to_result_s) is not None] for d, xs in groups.items()
-    }
-    finished = {d: [x.finished_at for x in xs if x.finished_at] for d, xs in groups.items()}
+    colours = device_colours(names)
     rows = "".join(
         f"<tr><td>{esc(d['device'])}</td><td class=n>{d['done']}</td><td class=n>{d['failed']}</td>"
         f"<td class=n>{_ms(d['p50_ms'])}</td><td class=n>{_ms(d['p95_ms'])}</td></tr>"
@@ -112,13 +105,14 @@ def _devices(data: ReportData) -> str:
     )
     lat = _figure(
         "latency-per-device",
-        latency_svg(inference, waited, colours),
+        latency_svg(data.inference, data.waited, colours),
         "Latency per device. Boxes span the middle half, the line is the median (p50), "
-        "whiskers reach p5 and p95; dots are outliers.",
+        "whiskers reach p5 and p95. Percentiles are read from log-spaced buckets, within "
+        "7.5 % of the exact values.",
     )
     thr = _figure(
         "throughput-over-time",
-        throughput_svg(finished, colours),
+        throughput_svg(data.throughput, colours),
         "Results written per second, per device and (wide grey line) for the whole fleet.",
     )
     return f"<section><h2>Devices</h2>{table}{lat}{thr}</section>"
@@ -139,11 +133,11 @@ def _failures(data: ReportData) -> str:
     listed = "".join(
         f"<tr><td>{esc(x.path)}</td><td>{esc(x.device or '')}</td>"
         f"<td class=err>{esc(x.error or '')}</td></tr>"
-        for x in failures[:MAX_FAILURES_LISTED]
+        for x in data.failures_listed[:MAX_FAILURES_LISTED]
     )
-    tail = more_note(len(failures) - MAX_FAILURES_LISTED, "failures", "allscreen export")
+    tail = more_note(failures - len(data.failures_listed), "failures", "allscreen export")
     return (
-        f'<section id="failures"><h2>Failures: {len(failures)}</h2>'
+        f'<section id="failures"><h2>Failures: {failures}</h2>'
         f"<table><tr><th class=n>images</th><th>reason</th></tr>{reasons}</table>"
         f"<table><tr><th>image</th><th>device</th><th>error</th></tr>{listed}</table>{tail}"
         "</section>"

@@ -1,44 +1,45 @@
-"""The figures behind `allscreen report`: one run's rows read once, then summarised in Python."""
+"""The figures behind `allscreen report`, aggregated in the database, never read row by row.
+
+Counts, label pairs, latency spreads and throughput come from the write-time tallies
+(allscreen/tallies.py, readout/tally_reads.py, readout/report_figures.py); failure reasons
+are grouped in SQL (the most frequent MAX_REASONS), and failed images are listed up to
+MAX_FAILURES_LISTED, the rest only counted. A run of ten million images therefore costs
+about what a run of ten thousand does.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, select
+from sqlalchemy import Engine, and_, func, select
 
 from allscreen.schema import STATUS_DONE, Image, Result, Run
+from readout.report_figures import (
+    Spread,
+    Throughput,
+    inference_spreads,
+    throughput,
+    wait_spreads,
+)
 from readout.report_screening import ScreeningData, load_screening
 from readout.status import status_dict
+from readout.tally_reads import label_pairs, models
 
 MAX_FAILURES_LISTED = 200  #: failed images listed one by one; the rest are only counted
+MAX_REASONS = 50  #: distinct failure reasons listed, most frequent first
 
 
 @dataclass(frozen=True, slots=True)
-class ResultLine:
-    """One image's outcome, as the report needs it."""
+class FailureLine:
+    """One failed image, as the report lists it."""
 
     path: str
-    status: str | None  #: None while the image has no result
-    label: str | None
-    ground_truth: str | None
     device: str | None
-    inference_ms: float | None
-    queued_at: datetime | None
-    finished_at: datetime | None
     error: str | None
-    model: str | None
-
-    @property
-    def queue_to_result_s(self) -> float | None:
-        """Seconds from the batch being queued to this image's result, if both are known."""
-        if self.queued_at is None or self.finished_at is None:
-            return None
-        return max(0.0, (self.finished_at - self.queued_at).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,70 +55,66 @@ class ClassScore:
 
 @dataclass(slots=True)
 class ReportData:
-    """Everything the report shows about one run."""
+    """Everything the report shows about one run (aggregates only)."""
 
     run: Run
     status: dict[str, Any]
-    lines: list[ResultLine]
+    #: done results per (ground truth, predicted label); None where there is none
+    pairs: dict[tuple[str | None, str | None], int] = field(default_factory=dict)
+    truth: dict[str, int] = field(default_factory=dict)  #: registered images per truth
+    reasons: list[tuple[str, int]] = field(default_factory=list)  #: most frequent first
+    failures_listed: list[FailureLine] = field(default_factory=list)  #: the first failures
+    inference: dict[str, Spread] = field(default_factory=dict)  #: ms, per device
+    waited: dict[str, Spread] = field(default_factory=dict)  #: queued to result, s
+    throughput: Throughput | None = None
     models: list[str] = field(default_factory=list)
     screening: ScreeningData | None = None  #: None when the run has no policy in force
 
     @property
-    def done(self) -> list[ResultLine]:
-        """Classified images."""
-        return [x for x in self.lines if x.status == STATUS_DONE]
-
-    @property
-    def failures(self) -> list[ResultLine]:
+    def failures(self) -> int:
         """Images that could not be classified."""
-        return [x for x in self.lines if x.status is not None and x.status != STATUS_DONE]
+        return int(self.status["failed"])
 
     @property
-    def judged(self) -> list[ResultLine]:
+    def judged(self) -> int:
         """Classified images whose ground truth is known."""
-        return [x for x in self.done if x.ground_truth is not None]
+        return sum(n for (t, _), n in self.pairs.items() if t is not None)
+
+    def _judged_pairs(self) -> dict[tuple[str, str], int]:
+        return {(t, p): n for (t, p), n in self.pairs.items() if t is not None and p is not None}
 
     def predicted_counts(self) -> Counter[str]:
         """Classified images per predicted label."""
-        return Counter(x.label for x in self.done if x.label is not None)
+        out: Counter[str] = Counter()
+        for (_, label), n in self.pairs.items():
+            if label is not None:
+                out[label] += n
+        return out
 
     def truth_counts(self) -> Counter[str]:
         """Images per ground-truth label (every registered image that has one)."""
-        return Counter(x.ground_truth for x in self.lines if x.ground_truth is not None)
+        return Counter(self.truth)
 
     def labels(self) -> list[str]:
         """Every label seen, predicted or true, in sorted order (the matrix axes)."""
-        seen = {x.label for x in self.judged if x.label} | {x.ground_truth for x in self.judged}
-        return sorted(s for s in seen if s is not None)
+        return sorted({x for pair in self._judged_pairs() for x in pair})
 
     def confusion(self) -> list[list[int]]:
         """matrix[i][j]: judged images of true class labels()[i] predicted as labels()[j]."""
         labels = self.labels()
         index = {label: i for i, label in enumerate(labels)}
         matrix = [[0] * len(labels) for _ in labels]
-        for x in self.judged:
-            assert x.ground_truth is not None and x.label is not None
-            matrix[index[x.ground_truth]][index[x.label]] += 1
+        for (truth, label), n in self._judged_pairs().items():
+            matrix[index[truth]][index[label]] += n
         return matrix
 
     def class_scores(self) -> list[ClassScore]:
         """Per-class precision (of its predictions) and recall (of its true images)."""
-        pairs: Counter[tuple[str, str]] = Counter()
-        for x in self.judged:
-            assert x.ground_truth is not None and x.label is not None
-            pairs[x.ground_truth, x.label] += 1
-        return class_scores_of(pairs)
+        return class_scores_of(self._judged_pairs())
 
     def failure_reasons(self) -> list[tuple[str, int]]:
-        """Distinct failure reasons with their counts, most frequent first."""
-        return Counter(x.error or "unknown" for x in self.failures).most_common()
-
-    def by_device(self) -> dict[str, list[ResultLine]]:
-        """Classified images grouped by device name, sorted by name."""
-        groups: dict[str, list[ResultLine]] = {}
-        for x in self.done:
-            groups.setdefault(x.device or "?", []).append(x)
-        return dict(sorted(groups.items()))
+        """Distinct failure reasons with their counts, most frequent first (up to MAX_REASONS)."""
+        return self.reasons
 
 
 def class_scores_of(pairs: Mapping[tuple[str, str], int]) -> list[ClassScore]:
@@ -140,59 +137,62 @@ def class_scores_of(pairs: Mapping[tuple[str, str], int]) -> list[ClassScore]:
     return out
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    # SQLite hands timestamps back naive; they were written in UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def _failures(engine: Engine, run_id: int) -> tuple[list[tuple[str, int]], list[FailureLine]]:
+    """The most frequent failure reasons, and the first failed images by id."""
+    failed = and_(Result.run_id == run_id, Result.status != STATUS_DONE)
+    reason = func.coalesce(Result.error, "unknown")
+    n = func.count()
+    with engine.connect() as conn:
+        reasons = conn.execute(
+            select(reason, n)
+            .where(failed)
+            .group_by(reason)
+            .order_by(n.desc(), reason)
+            .limit(MAX_REASONS)
+        ).all()
+        listed = conn.execute(
+            select(Image.path, Result.device, Result.error)
+            .join(Image, Image.id == Result.image_id)
+            .where(failed)
+            .order_by(Result.image_id)
+            .limit(MAX_FAILURES_LISTED)
+        ).all()
+    return (
+        [(str(r), int(c)) for r, c in reasons],
+        [FailureLine(p, d, e) for p, d, e in listed],
+    )
+
+
+def _truth(engine: Engine, run_id: int) -> dict[str, int]:
+    stmt = (
+        select(Image.ground_truth, func.count())
+        .where(Image.run_id == run_id, Image.ground_truth.is_not(None))
+        .group_by(Image.ground_truth)
+    )
+    with engine.connect() as conn:
+        return {str(t): int(n) for t, n in conn.execute(stmt)}
 
 
 def load_report(engine: Engine, run: Run, *, archive_root: Path | None = None) -> ReportData:
-    """Read run `run`'s images and results (one query) plus its status summary; thumbnails of
-    a run that stores relative paths are read under `archive_root`."""
-    stmt = (
-        select(
-            Image.path,
-            Image.ground_truth,
-            Result.status,
-            Result.label,
-            Result.device,
-            Result.inference_ms,
-            Result.queued_at,
-            Result.finished_at,
-            Result.error,
-            Result.model_name,
-            Result.model_version,
-            Result.model_sha256,
-        )
-        .outerjoin(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
-        .where(Image.run_id == run.id)
-        .order_by(Image.id)
-    )
-    lines: list[ResultLine] = []
-    models: dict[str, None] = {}
-    with engine.connect() as conn:
-        for r in conn.execute(stmt):
-            model = None
-            if r.model_sha256:
-                model = f"{r.model_name} v{r.model_version} ({r.model_sha256[:12]})"
-                models.setdefault(model, None)
-            lines.append(
-                ResultLine(
-                    path=r.path,
-                    status=r.status,
-                    label=r.label,
-                    ground_truth=r.ground_truth,
-                    device=r.device,
-                    inference_ms=r.inference_ms,
-                    queued_at=_utc(r.queued_at),
-                    finished_at=_utc(r.finished_at),
-                    error=r.error,
-                    model=model,
-                )
-            )
+    """Aggregate run `run`'s figures in the database; thumbnails of a run that stores
+    relative paths are read under `archive_root`."""
     status = status_dict(engine, run)
+    reasons, listed = _failures(engine, run.id) if status["failed"] else ([], [])
     screening = load_screening(
         engine, run, status=status.get("screening"), archive_root=archive_root
     )
-    return ReportData(run, status, lines, list(models), screening)
+    return ReportData(
+        run,
+        status,
+        pairs=label_pairs(engine, run.id),
+        truth=_truth(engine, run.id),
+        reasons=reasons,
+        failures_listed=listed,
+        inference=inference_spreads(engine, run.id),
+        waited=wait_spreads(engine, run.id),
+        throughput=throughput(engine, run.id),
+        models=[
+            f"{name} v{version} ({sha[:12]})" for sha, name, version, _ in models(engine, run.id)
+        ],
+        screening=screening,
+    )

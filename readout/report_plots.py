@@ -7,19 +7,18 @@ the file shows the same without any font installed.
 from __future__ import annotations
 
 import io
-import math
 import re
 from collections.abc import Sequence
-from datetime import datetime
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from readout.report_figures import Spread, Throughput
+
 #: Inches per figure column; with 100 dpi-equivalent text this fits a 1000 px page column.
 WIDTH_IN = 10.0
-MAX_OUTLIER_POINTS = 20_000  #: images up to which latency outliers are drawn one by one
 _PALETTE = "tab10"  #: distinct, colour-blind-aware colours, one per device
 _SVG_START = re.compile(r"<svg\b")
 _SVG_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
@@ -117,85 +116,82 @@ def confusion_svg(labels: Sequence[str], matrix: Sequence[Sequence[int]]) -> str
     return to_svg(fig)
 
 
-def _box(ax: Axes, data: dict[str, list[float]], colours: dict[str, str], unit: str) -> None:
+def _box(ax: Axes, data: dict[str, Spread], colours: dict[str, str], unit: str) -> None:
     names = list(data)
-    parts = ax.boxplot(
-        [data[d] for d in names],
+    stats = [
+        {
+            "label": name,
+            "med": data[name].p50,
+            "q1": data[name].p25,
+            "q3": data[name].p75,
+            "whislo": data[name].p5,
+            "whishi": data[name].p95,
+            "fliers": [],
+        }
+        for name in names
+    ]
+    parts = ax.bxp(
+        stats,
         orientation="horizontal",
-        whis=(5, 95),
         widths=0.6,
-        # Beyond this many images the outlier dots would make the page megabytes long.
-        showfliers=sum(len(v) for v in data.values()) <= MAX_OUTLIER_POINTS,
         patch_artist=True,
-        flierprops={"markersize": 2, "alpha": 0.4},
+        showfliers=False,
         medianprops={"color": "black"},
     )
     for patch, name in zip(parts["boxes"], names, strict=True):
         patch.set_facecolor(colours[name])
         patch.set_alpha(0.75)
-    ticks = []
-    for name in names:
-        vs = sorted(data[name])
-        ticks.append(f"{name}\np50 {_pct(vs, 50):.3g} · p95 {_pct(vs, 95):.3g}")
+    ticks = [f"{n}\np50 {data[n].p50:.3g} · p95 {data[n].p95:.3g}" for n in names]
     ax.set_yticks(range(1, len(names) + 1), ticks)
     ax.invert_yaxis()
     ax.set_xlabel(unit)
-    values = [v for vs in data.values() for v in vs]
-    if values and min(values) > 0 and max(values) / min(values) > 50:
+    low = min(s.p5 for s in data.values())
+    high = max(s.p95 for s in data.values())
+    if low > 0 and high / low > 50:
         ax.set_xscale("log")
     ax.grid(axis="x", alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _pct(sorted_values: list[float], q: float) -> float:
-    pos = (len(sorted_values) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def latency_svg(
-    inference_ms: dict[str, list[float]],
-    queue_to_result_s: dict[str, list[float]],
+    inference_ms: dict[str, Spread],
+    queue_to_result_s: dict[str, Spread],
     colours: dict[str, str],
 ) -> str:
     """Per-device distributions: inference (ms) and queue-to-result (s); whiskers p5..p95."""
     fig, (left, right) = _figure(1.4 + 0.6 * max(len(inference_ms), 1), ncols=2)
-    timed = {d: v for d, v in inference_ms.items() if v}
+    timed = {d: v for d, v in inference_ms.items() if d in colours}
     if timed:  # results from a model that reports no timing have none to plot
         _box(left, timed, colours, "inference, ms")
     left.set_title("model inference per image", loc="left", fontsize=11)
-    waits = {d: v for d, v in queue_to_result_s.items() if v}
+    waits = {d: v for d, v in queue_to_result_s.items() if d in colours}
     if waits:
         _box(right, waits, colours, "queued to result, s")
     right.set_title("batch queued to image result", loc="left", fontsize=11)
     return to_svg(fig)
 
 
-def throughput_svg(finished: dict[str, list[datetime]], colours: dict[str, str]) -> str:
+def throughput_svg(data: Throughput | None, colours: dict[str, str]) -> str:
     """Images per second over the run, per device and for the whole fleet."""
     fig, (ax,) = _figure(3.6)
-    stamps = [t for ts in finished.values() for t in ts]
-    if stamps:
-        start = min(stamps)
-        span = max((max(stamps) - start).total_seconds(), 1.0)
-        width = max(0.25, span / 40)  # about 40 bins; finer ones only show noise
-        nbins = math.ceil(span / width)
-        edges = [i * width for i in range(nbins + 1)]
+    counted = {d: c for d, c in (data.counts if data else {}).items() if d in colours}
+    if data is not None and counted:
+        width = data.width
+        edges = data.edges
+        nbins = len(edges) - 1
         total = [0.0] * nbins
-        for device, ts in finished.items():
-            counts = [0.0] * nbins
-            for t in ts:
-                counts[min(int((t - start).total_seconds() / width), nbins - 1)] += 1
-            total = [a + b for a, b in zip(total, counts, strict=True)]
+        for device, counts in counted.items():
+            padded = [float(c) for c in counts] + [0.0] * (nbins - len(counts))
+            total = [a + b for a, b in zip(total, padded, strict=True)]
             ax.stairs(
-                [c / width for c in counts],
+                [c / width for c in padded],
                 edges,
                 color=colours[device],
                 label=device,
                 linewidth=1.6,
                 zorder=3,
             )
-        if len(finished) > 1:  # drawn wide and grey underneath, so device lines stay visible
+        if len(counted) > 1:  # drawn wide and grey underneath, so device lines stay visible
             ax.stairs(
                 [c / width for c in total],
                 edges,

@@ -1,41 +1,37 @@
-"""Human-readable run summaries for `status`, `submit --wait` and `demo`."""
+"""Human-readable run summaries for `status`, `submit --wait` and `demo`.
+
+Every figure comes from the write-time tallies (readout/tally_reads.py), so `status` of a run
+of ten million images reads a few thousand rows; p50 and p95 are read from log-spaced
+buckets and are within 7.5 % of the exact percentiles.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine
 
-from allscreen.runs import Counts, counts
-from allscreen.schema import STATUS_DONE, Image, Result, Run
+from allscreen.runs import Counts
+from allscreen.schema import Run
 from readout.queries import device_stats, run_span
 from readout.run_models import model_lines, model_status
 from readout.screening_status import screening_lines, screening_status
 from readout.tables import table_text
+from readout.tally_reads import label_pairs, totals
 
 
 def accuracy(engine: Engine, run_id: int) -> tuple[int, int]:
-    """(correct, judged): done images whose ground truth is known."""
-    with engine.connect() as conn:
-        judged, correct = conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((Result.label == Image.ground_truth, 1), else_=0)), 0),
-            )
-            .select_from(Image)
-            .join(Result, and_(Result.run_id == Image.run_id, Result.image_id == Image.id))
-            .where(
-                Image.run_id == run_id,
-                Image.ground_truth.is_not(None),
-                Result.status == STATUS_DONE,
-            )
-        ).one()
-    return int(correct), int(judged)
+    """(correct, judged): done images whose ground truth is known (from the label tallies)."""
+    pairs = label_pairs(engine, run_id)
+    judged = sum(n for (truth, _), n in pairs.items() if truth is not None)
+    correct = sum(n for (truth, label), n in pairs.items() if truth is not None and truth == label)
+    return correct, judged
 
 
 def status_dict(engine: Engine, run: Run) -> dict[str, Any]:
     """The run's status as JSON-ready data (the `status --json` contract)."""
-    c = counts(engine, run.id)
+    t = totals(engine, run.id)
+    c = Counts(t.images, t.done, t.failed)
     span = run_span(engine, run.id)
     correct, judged = accuracy(engine, run.id)
     return {

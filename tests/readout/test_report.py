@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,8 @@ from allscreen.schema import Run
 from allscreen.settings import Settings
 from producer.submit import submit, watch
 from readout.report import render_report
-from readout.report_data import ReportData, ResultLine
+from readout.report_data import FailureLine, ReportData
+from readout.report_figures import Spread, Throughput
 from tests.support.browser import dump_dom, pixel_spread, screenshot
 from tests.support.cli import allscreen
 from tests.support.images import DATA, split_rows
@@ -33,52 +34,56 @@ def external_references(page: str) -> list[str]:
     return [ref for ref in REFERENCE.findall(page) if not ref.startswith(("#", "data:"))]
 
 
-def _line(
-    truth: str | None, label: str | None, *, device: str = "nano-a", i: int = 0
-) -> ResultLine:
-    status = "done" if label else "failed"
-    return ResultLine(
-        path=f"smear-{i}.jpg",
-        status=status,
-        label=label,
-        ground_truth=truth,
-        device=device,
-        inference_ms=2.0 + i % 5 if label else None,
-        queued_at=T0,
-        finished_at=T0 + timedelta(seconds=1 + i / 10),
-        error=None if label else "cannot decode image <broken & odd>",
-        model="allscreen ALL reference v1 (65af799b0677)",
-    )
-
-
-def _data(lines: list[ResultLine]) -> ReportData:
-    done = sum(x.status == "done" for x in lines)
+def _data(pairs: dict[tuple[str | None, str | None], int], failed: int = 0) -> ReportData:
+    """A run's figures as the report reads them: done results per (truth, label) pair."""
+    done = sum(pairs.values())
     status = {
-        "total": len(lines),
+        "total": done + failed,
         "done": done,
-        "failed": len(lines) - done,
+        "failed": failed,
         "pending": 0,
         "accuracy": None,
         "seconds": 5.0,
-        "images_per_second": len(lines) / 5,
-        "devices": [{"device": "nano-a", "done": done, "failed": 0, "p50_ms": 3.0, "p95_ms": 6.0}],
+        "images_per_second": (done + failed) / 5,
+        "devices": [
+            {"device": "nano-a", "done": done, "failed": failed, "p50_ms": 3.0, "p95_ms": 6.0}
+        ]
+        if done or failed
+        else [],
     }
-    return ReportData(Run(id=1, name="r<1>", created_at=T0), status, lines, ["m"])
+    truth: dict[str, int] = {}
+    for (t, _), n in pairs.items():
+        if t is not None:
+            truth[t] = truth.get(t, 0) + n
+    error = "cannot decode image <broken & odd>"
+    return ReportData(
+        Run(id=1, name="r<1>", created_at=T0),
+        status,
+        pairs=pairs,
+        truth=truth,
+        reasons=[(error, failed)] if failed else [],
+        failures_listed=[FailureLine(f"smear-{i}.jpg", "nano-a", error) for i in range(failed)],
+        inference={"nano-a": Spread(2.0, 2.5, 3.0, 4.0, 6.0, done)},
+        waited={"nano-a": Spread(0.1, 0.2, 0.3, 0.5, 0.9, done)},
+        throughput=Throughput(0.25, {"nano-a": [1, 2, 0, 1]}),
+        models=["m"],
+    )
 
 
 def test_precision_and_recall_follow_the_confusion_matrix() -> None:
-    lines = [
-        _line("Pre", "Pre", i=1),
-        _line("Pre", "Pre", i=2),
-        _line("Pre", "Early", i=3),
-        _line("Early", "Early", i=4),
-        _line("Benign", "Pre", i=5),
-        _line(None, "Pro", i=6),  # no ground truth: counted as predicted, not judged
-        _line("Pro", None, i=7),  # failed: not judged
-    ]
-    data = _data(lines)
+    data = _data(
+        {
+            ("Pre", "Pre"): 2,
+            ("Pre", "Early"): 1,
+            ("Early", "Early"): 1,
+            ("Benign", "Pre"): 1,
+            (None, "Pro"): 1,  # no ground truth: counted as predicted, not judged
+        },
+        failed=1,
+    )
     assert data.labels() == ["Benign", "Early", "Pre"]
     assert data.confusion() == [[0, 0, 1], [0, 1, 0], [0, 1, 2]]
+    assert data.judged == 5
     scores = {c.label: c for c in data.class_scores()}
     assert scores["Pre"].precision == 2 / 3 and scores["Pre"].recall == 2 / 3
     assert scores["Early"].precision == 1 / 2 and scores["Early"].recall == 1.0
@@ -88,7 +93,7 @@ def test_precision_and_recall_follow_the_confusion_matrix() -> None:
 
 
 def test_the_page_escapes_names_and_errors_and_references_nothing_outside_itself() -> None:
-    page = render_report(_data([_line("Pre", "Pre", i=1), _line("Pre", None, i=2)]))
+    page = render_report(_data({("Pre", "Pre"): 1}, failed=1))
     assert "<h1>Run r&lt;1&gt;</h1>" in page
     assert "cannot decode image &lt;broken &amp; odd&gt;" in page
     assert external_references(page) == []
@@ -98,7 +103,7 @@ def test_the_page_escapes_names_and_errors_and_references_nothing_outside_itself
 
 
 def test_a_run_without_results_ground_truth_or_policy_still_renders() -> None:
-    page = render_report(_data([]))
+    page = render_report(_data({}))
     assert "No image classified yet" in page and "No ground truth" in page
     assert 'id="screening">No screening policy' in page  # and no Cases or Review section
     assert 'id="cases"' not in page and 'id="review"' not in page

@@ -1,0 +1,101 @@
+"""tallies: per-run, per-device, per-minute result figures kept by triggers
+
+`status`, `report` and the Prometheus exporter read these few rows instead of every result
+(allscreen/tallies.py says why triggers, allscreen/tally_sql.py what they do). Existing
+results are counted once here (the backfill), before the triggers exist.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02 10:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from allscreen.tallies import fill_buckets, rebuild_in
+from allscreen.tally_sql import create_triggers, drop_triggers
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _run_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["run_id"], ["runs.id"], name=op.f(f"fk_{table}_run_id_runs"), ondelete="CASCADE"
+    )
+
+
+def upgrade() -> None:
+    op.create_table(
+        "run_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("images", sa.BigInteger(), nullable=False, server_default="0"),
+        _run_fk("run_tallies"),
+        sa.PrimaryKeyConstraint("run_id", name=op.f("pk_run_tallies")),
+    )
+    op.create_table(
+        "result_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("device", sa.String(200), nullable=False),
+        sa.Column("minute", sa.BigInteger(), nullable=False),
+        *(
+            sa.Column(c, sa.BigInteger(), nullable=False, server_default="0")
+            for c in ("done", "failed", "inference_n")
+        ),
+        sa.Column("inference_ms_sum", sa.Float(), nullable=False, server_default="0"),
+        sa.Column("wait_n", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("wait_s_sum", sa.Float(), nullable=False, server_default="0"),
+        sa.Column("first_queued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
+        _run_fk("result_tallies"),
+        sa.PrimaryKeyConstraint("run_id", "device", "minute", name=op.f("pk_result_tallies")),
+    )
+    op.create_table(
+        "latency_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("device", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(10), nullable=False),
+        sa.Column("bucket", sa.Integer(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False, server_default="0"),
+        _run_fk("latency_tallies"),
+        sa.PrimaryKeyConstraint(
+            "run_id", "device", "kind", "bucket", name=op.f("pk_latency_tallies")
+        ),
+    )
+    op.create_table(
+        "label_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("model_sha256", sa.String(64), nullable=False),
+        sa.Column("truth", sa.String(100), nullable=False),
+        sa.Column("label", sa.String(100), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False, server_default="0"),
+        sa.Column("model_name", sa.String(200), nullable=True),
+        sa.Column("model_version", sa.String(50), nullable=True),
+        _run_fk("label_tallies"),
+        sa.PrimaryKeyConstraint(
+            "run_id", "model_sha256", "truth", "label", name=op.f("pk_label_tallies")
+        ),
+    )
+    op.create_table(
+        "tally_buckets",
+        sa.Column("idx", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("upper", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("idx", name=op.f("pk_tally_buckets")),
+        sa.UniqueConstraint("upper", name=op.f("uq_tally_buckets_upper")),
+    )
+    conn = op.get_bind()
+    fill_buckets(conn)
+    for (run_id,) in conn.execute(sa.text("SELECT id FROM runs")).all():
+        rebuild_in(conn, int(run_id))
+    create_triggers(conn)
+
+
+def downgrade() -> None:
+    drop_triggers(op.get_bind())
+    for table in ("tally_buckets", "label_tallies", "latency_tallies", "result_tallies"):
+        op.drop_table(table)
+    op.drop_table("run_tallies")
