@@ -95,17 +95,18 @@ def _consuming(settings: Settings, text: str) -> bool:
     return "reachable, schema current" in text and "Traceback" not in text
 
 
-def replicate(dest: Path, copies: int) -> Path:
-    """An archive of `copies` distinct copies of the shared images, under `dest`.
+def replicate(dest: Path, copies: int, limit: int | None = None) -> Path:
+    """An archive of `copies` distinct copies of the shared images (the first `limit` of
+    them, for a short run), under `dest`.
 
     Copy k of an image is its bytes plus a few trailing bytes (JPEG decoders stop at the
     end-of-image marker), so every copy has its own sha256 and counts as a new image, while
     decoding and classifying it costs exactly what the original does.
     """
-    paths = images()
-    if copies == 1:
+    paths = images(limit)
+    if copies == 1 and limit is None:
         return DATA
-    root = dest / f"archive-x{copies}"
+    root = dest / (f"archive-x{copies}" + (f"-first{limit}" if limit else ""))
     if not root.is_dir():
         for k in range(copies):
             for p in paths:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from allscreen.db import ensure_schema, make_engine
 from allscreen.embedded_redis import EmbeddedRedis
@@ -53,33 +55,56 @@ def fleet_run(
     )
     engine = make_engine(settings.database_url)
     ensure_schema(engine, create=True)
-    env = {EMULATION[emulation]: str(delay_ms)}
-    procs = [
-        start_worker(settings, f"nano-{i + 1}", 1, env=env, celery_args=("--pool", pool))
-        for i in range(n)
-    ]
+    procs = start_devices(settings, n, delay_ms, emulation, ("--pool", pool))
     try:
-        warm = workdir / f"warm-{time.time_ns()}"
-        warm.mkdir()
-        for i, p in enumerate(sorted(DATA.glob("Benign/*.jpg"))[: n * batch_size]):
-            (warm / f"{i}.jpg").write_bytes(p.read_bytes() + b"warm")
-        submit([warm], settings, run_name="warm-up", err=io.StringIO())
-        watch("warm-up", settings, err=io.StringIO())
-        t0 = time.time()
-        done = submit([archive], settings, run_name="fleet", err=io.StringIO())
-        watch("fleet", settings, err=io.StringIO())
-        with engine.connect() as conn:
-            last = conn.scalar(
-                select(func.max(Result.finished_at)).where(Result.run_id == done.run_id)
-            )
-        assert last is not None
-        rate = done.registered.new / (last.replace(tzinfo=UTC).timestamp() - t0)
-        lat = {d.device: (d.p50_ms, d.p95_ms) for d in device_stats(engine, done.run_id)}
-        return rate, lat, done.registered.new
+        warm_up(settings, n, workdir)
+        return timed_run(settings, engine, archive)
     finally:
         for proc in procs:
             stop_group(proc)
         redis.stop()
+
+
+def start_devices(
+    settings: Settings, n: int, delay_ms: float, emulation: str, celery_args: Sequence[str]
+) -> list[subprocess.Popen[bytes]]:
+    """`n` emulated devices, nano-1 … nano-N, one worker process each, reaching `settings`."""
+    env = {EMULATION[emulation]: str(delay_ms)}
+    return [
+        start_worker(settings, f"nano-{i + 1}", 1, env=env, celery_args=celery_args)
+        for i in range(n)
+    ]
+
+
+def warm_up(settings: Settings, n: int, workdir: Path) -> None:
+    """One batch per device, untimed: models started, connections open, code paths warm.
+
+    Drawn from every class: Benign alone has 428 images, fewer than 8 devices' batches, and a
+    device left without a warm-up batch would start its model inside the timed run.
+    """
+    warm = workdir / f"warm-{time.time_ns()}"
+    warm.mkdir()
+    for i, p in enumerate(images(n * settings.batch_size)):
+        (warm / f"{i}.jpg").write_bytes(p.read_bytes() + b"warm")
+    submit([warm], settings, run_name="warm-up", err=io.StringIO())
+    watch("warm-up", settings, err=io.StringIO())
+
+
+def timed_run(
+    settings: Settings, engine: Engine, archive: Path
+) -> tuple[float, dict[str, tuple[float | None, float | None]], int]:
+    """Submit `archive` and wait for it: (images/s from submit to the last result, {device:
+    (p50, p95 inference ms)}, images)."""
+    t0 = time.time()
+    done = submit([archive], settings, run_name="fleet", err=io.StringIO())
+    watch("fleet", settings, err=io.StringIO())
+    with engine.connect() as conn:
+        last = conn.scalar(select(func.max(Result.finished_at)).where(Result.run_id == done.run_id))
+    assert last is not None
+    end = last.timestamp() if last.tzinfo else last.replace(tzinfo=UTC).timestamp()
+    rate = done.registered.new / (end - t0)
+    lat = {d.device: (d.p50_ms, d.p95_ms) for d in device_stats(engine, done.run_id)}
+    return rate, lat, done.registered.new
 
 
 def device_alone(delay_ms: float, count: int = 300, emulation: str = "latency") -> float:
