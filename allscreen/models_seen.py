@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, select
 
 from allscreen.db import dialect_insert
-from allscreen.schema import STATUS_DONE, ModelRecord, Result
+from allscreen.schema import LabelTally, ModelRecord
 
 _recorded: set[tuple[str, str]] = set()  #: (database URL, sha256) this process has recorded
 
@@ -62,13 +62,17 @@ def record_model(
 def model_of_run(engine: Engine, run_id: int, pin: str | None = None) -> SeenModel | None:
     """The run's model: the pinned one, else the one behind most of its done results."""
     with engine.connect() as conn:
+        # The write-time tallies count done results per model (allscreen/tallies.py); '' is
+        # a result without a model hash.
         sha = pin or conn.scalar(
-            select(Result.model_sha256)
-            .where(Result.run_id == run_id, Result.status == STATUS_DONE)
-            .group_by(Result.model_sha256)
-            .order_by(func.count().desc())
+            select(LabelTally.model_sha256)
+            .where(LabelTally.run_id == run_id)
+            .group_by(LabelTally.model_sha256)
+            .having(func.sum(LabelTally.n) > 0)
+            .order_by(func.sum(LabelTally.n).desc())
             .limit(1)
         )
+        sha = sha or None
         if sha is None:
             return None
         row = conn.execute(select(ModelRecord).where(ModelRecord.sha256 == sha)).first()

@@ -233,6 +233,16 @@ class LatencyTally(Base):
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class TruthTally(Base):
+    """Images registered per (run, ground truth), kept by the triggers on `images`."""
+
+    __tablename__ = "truth_tallies"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    truth: Mapped[str] = mapped_column(String(100), primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class LabelTally(Base):
     """Done results per (run, model, ground truth, predicted label); '' stands for none."""
 

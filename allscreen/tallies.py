@@ -2,7 +2,7 @@
 
 A run of millions of images cannot be read back row by row: `status` and `report` loaded
 every result into Python and the exporter scanned every result on each scrape. The tally
-tables (allscreen/schema.py: `run_tallies`, `result_tallies`, `latency_tallies`,
+tables (allscreen/schema.py: `run_tallies`, `truth_tallies`, `result_tallies`, `latency_tallies`,
 `label_tallies`) hold per-run, per-device, per-minute counts, sums, log-spaced latency
 histograms and (truth, label) counts, a few thousand rows for a million images.
 
@@ -105,11 +105,14 @@ def _rebuild_statements(dialect: str) -> list[str]:
     waited = f"{done} AND r.queued_at IS NOT NULL"
     return [
         "DELETE FROM run_tallies WHERE run_id = :run",
+        "DELETE FROM truth_tallies WHERE run_id = :run",
         "DELETE FROM result_tallies WHERE run_id = :run",
         "DELETE FROM latency_tallies WHERE run_id = :run",
         "DELETE FROM label_tallies WHERE run_id = :run",
         "INSERT INTO run_tallies (run_id, images) "
         "SELECT :run, count(*) FROM images WHERE run_id = :run",
+        "INSERT INTO truth_tallies (run_id, truth, images) SELECT :run, ground_truth, count(*) "
+        "FROM images WHERE run_id = :run AND ground_truth IS NOT NULL GROUP BY ground_truth",
         "INSERT INTO result_tallies (run_id, device, minute, done, failed, inference_n, "
         "inference_ms_sum, wait_n, wait_s_sum, first_queued_at, last_finished_at) "
         f"SELECT r.run_id, r.device, {minute}, "

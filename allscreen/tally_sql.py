@@ -172,6 +172,10 @@ def _pg_ddl() -> list[str]:
     pg = "postgresql"
     new, old = _derived(pg, "new_rows", "1"), _derived(pg, "old_rows", "-1")
     image_count = "SELECT run_id, count(*) AS n FROM {src} GROUP BY run_id ORDER BY run_id"
+    truth_count = (
+        "SELECT run_id, ground_truth AS truth, count(*) AS n FROM {src} "
+        "WHERE ground_truth IS NOT NULL GROUP BY run_id, ground_truth ORDER BY run_id, truth"
+    )
     ddl = [
         _pg_function("results_tally_ins", _upserts(new), "new_rows"),
         _pg_function("results_tally_upd", _updates(old) + _upserts(new), "new_rows"),
@@ -181,7 +185,11 @@ def _pg_ddl() -> list[str]:
             [
                 "INSERT INTO run_tallies (run_id, images) "
                 f"SELECT run_id, n FROM ({image_count.format(src='new_rows')}) a WHERE true "
-                "ON CONFLICT (run_id) DO UPDATE SET images = run_tallies.images + excluded.images"
+                "ON CONFLICT (run_id) DO UPDATE SET images = run_tallies.images + excluded.images",
+                "INSERT INTO truth_tallies (run_id, truth, images) "
+                f"SELECT run_id, truth, n FROM ({truth_count.format(src='new_rows')}) a "
+                "WHERE true ON CONFLICT (run_id, truth) "
+                "DO UPDATE SET images = truth_tallies.images + excluded.images",
             ],
         ),
         _pg_function(
@@ -189,7 +197,10 @@ def _pg_ddl() -> list[str]:
             [
                 "UPDATE run_tallies SET images = run_tallies.images - a.n "
                 f"FROM ({image_count.format(src='old_rows')}) a "
-                "WHERE run_tallies.run_id = a.run_id"
+                "WHERE run_tallies.run_id = a.run_id",
+                "UPDATE truth_tallies SET images = truth_tallies.images - a.n "
+                f"FROM ({truth_count.format(src='old_rows')}) a "
+                "WHERE truth_tallies.run_id = a.run_id AND truth_tallies.truth = a.truth",
             ],
         ),
     ]
@@ -233,14 +244,21 @@ def _sqlite_ddl() -> list[str]:
             "images",
             [
                 "INSERT INTO run_tallies (run_id, images) VALUES (NEW.run_id, 1) "
-                "ON CONFLICT (run_id) DO UPDATE SET images = run_tallies.images + 1"
+                "ON CONFLICT (run_id) DO UPDATE SET images = run_tallies.images + 1",
+                "INSERT INTO truth_tallies (run_id, truth, images) SELECT NEW.run_id, "
+                "NEW.ground_truth, 1 WHERE NEW.ground_truth IS NOT NULL "
+                "ON CONFLICT (run_id, truth) DO UPDATE SET images = truth_tallies.images + 1",
             ],
         ),
         _sqlite_trigger(
             "images_tally_del",
             "DELETE",
             "images",
-            ["UPDATE run_tallies SET images = images - 1 WHERE run_id = OLD.run_id"],
+            [
+                "UPDATE run_tallies SET images = images - 1 WHERE run_id = OLD.run_id",
+                "UPDATE truth_tallies SET images = images - 1 "
+                "WHERE run_id = OLD.run_id AND truth = OLD.ground_truth",
+            ],
         ),
     ]
 

@@ -202,7 +202,7 @@ def main() -> None:
                     figures[n] = measure(url, args.repeats, workdir)
                 print(f"\n{dialect}, {n:,} images (medians of {args.repeats})")
                 for name, (s, mb) in figures[n].items():
-                    print(f"  {name:22s} {s:7.2f} s  {mb:7.0f} MB")
+                    print(f"  {name:22s} {s:8.3f} s  {mb:7.0f} MB")
             if len(args.sizes) > 1:
                 small, large = min(args.sizes), max(args.sizes)
                 print(f"  {large:,} / {small:,} ratio:")

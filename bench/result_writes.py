@@ -4,8 +4,9 @@ One writer upserts `--rows` realistic result rows in batches of 128 (the worker'
 through the production path (`allscreen.results.upsert_results` on `allscreen.db.make_engine`)
 into a fresh, migrated database whose `images` rows were inserted first (results has foreign
 keys). In the same repeat it also measures a per-row baseline (one upsert per row, one
-transaction each) on `--per-row` rows, to show what batching buys, and a candidate: the same
-statement with the rows turned into dicts by attribute access instead of `dataclasses.asdict`.
+transaction each) on `--per-row` rows, to show what batching buys, and the production path on
+a database whose tally triggers (allscreen/tally_sql.py) were dropped, to show what the
+write-time tallies cost.
 Run:
     .venv/bin/python -m bench.result_writes [--rows 200000] [--per-row 4000] [--repeats R]
 """
@@ -31,6 +32,7 @@ from allscreen.db import dialect_insert, ensure_schema, make_engine
 from allscreen.defaults import DEFAULT_BATCH_SIZE
 from allscreen.results import ResultRow, upsert_results
 from allscreen.schema import STATUS_DONE, Image, Result, Run
+from allscreen.tally_sql import drop_triggers
 from bench.common import images, machine, median
 from bench.raw_limit import raw_rate
 
@@ -203,14 +205,14 @@ def timed_writes(
 VARIANT_TITLES = {
     "batched": f"production: `upsert_results`, {WORKER_BATCH} rows per call",
     "per-row": "baseline: `upsert_results`, 1 row per call (one transaction each)",
-    "prebuilt": f"candidate: same statement, rows by attribute access, {WORKER_BATCH} per call",
+    "untallied": f"`upsert_results`, {WORKER_BATCH} rows per call, tally triggers dropped",
 }
 
 
 def variants(kind: str) -> tuple[str, ...]:
     """The write paths measured on every database kind."""
     del kind
-    return ("batched", "per-row", "prebuilt")
+    return ("batched", "per-row", "untallied")
 
 
 def measure(kind: str, variant: str, n: int, workdir: Path, admin_url: str) -> WriteRate:
@@ -221,14 +223,12 @@ def measure(kind: str, variant: str, n: int, workdir: Path, admin_url: str) -> W
             ensure_schema(engine, create=True)
             run_id, ids = seed_images(engine, n, f"writes-{variant}")
             rows = result_rows(run_id, ids)
+            if variant == "untallied":  # what the write-time tallies cost, in the same run
+                with engine.begin() as conn:
+                    drop_triggers(conn)
             if variant == "per-row":
                 return timed_writes(lambda b: upsert_results(engine, b), rows, 1)
-            write = (
-                (lambda b: upsert_results(engine, b))
-                if variant == "batched"
-                else prebuilt_upsert(engine)
-            )
-            result = timed_writes(write, rows, WORKER_BATCH)
+            result = timed_writes(lambda b: upsert_results(engine, b), rows, WORKER_BATCH)
             with engine.connect() as conn:
                 written = conn.scalar(select(func.count()).select_from(Result))
             assert written == n, (written, n)

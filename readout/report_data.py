@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from allscreen.schema import STATUS_DONE, Image, Result, Run
+from allscreen.schema import STATUS_FAILED, Image, Result, Run, TruthTally
 from readout.report_figures import (
     Spread,
     Throughput,
@@ -139,7 +139,7 @@ def class_scores_of(pairs: Mapping[tuple[str, str], int]) -> list[ClassScore]:
 
 def _failures(engine: Engine, run_id: int) -> tuple[list[tuple[str, int]], list[FailureLine]]:
     """The most frequent failure reasons, and the first failed images by id."""
-    failed = and_(Result.run_id == run_id, Result.status != STATUS_DONE)
+    failed = and_(Result.run_id == run_id, Result.status == STATUS_FAILED)  # by the index
     reason = func.coalesce(Result.error, "unknown")
     n = func.count()
     with engine.connect() as conn:
@@ -164,10 +164,10 @@ def _failures(engine: Engine, run_id: int) -> tuple[list[tuple[str, int]], list[
 
 
 def _truth(engine: Engine, run_id: int) -> dict[str, int]:
-    stmt = (
-        select(Image.ground_truth, func.count())
-        .where(Image.run_id == run_id, Image.ground_truth.is_not(None))
-        .group_by(Image.ground_truth)
+    # The write-time tallies (allscreen/tallies.py); a group over the run's images took 0.4 s
+    # at a million.
+    stmt = select(TruthTally.truth, TruthTally.images).where(
+        TruthTally.run_id == run_id, TruthTally.images > 0
     )
     with engine.connect() as conn:
         return {str(t): int(n) for t, n in conn.execute(stmt)}

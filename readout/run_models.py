@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from allscreen.refusals import refusals_of_run
-from allscreen.schema import STATUS_DONE, Result, Run
+from allscreen.schema import LabelTally, Run
 
 _SHORT = 12  #: hex digits of a sha256 shown to people
 
@@ -29,19 +29,21 @@ class ModelShare:
 
 
 def models_of_run(engine: Engine, run_id: int) -> list[ModelShare]:
-    """The models behind a run's done results, most images first."""
+    """The models behind a run's done results, most images first (from the write-time
+    tallies, allscreen/tallies.py: a group over `results` took 0.9 s at a million images)."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(
-                Result.model_sha256,
-                func.max(Result.model_name),
-                func.max(Result.model_version),
-                func.count(),
+                LabelTally.model_sha256,
+                func.max(LabelTally.model_name),
+                func.max(LabelTally.model_version),
+                func.sum(LabelTally.n),
             )
-            .where(Result.run_id == run_id, Result.status == STATUS_DONE)
-            .group_by(Result.model_sha256)
+            .where(LabelTally.run_id == run_id)
+            .group_by(LabelTally.model_sha256)
+            .having(func.sum(LabelTally.n) > 0)
         ).all()
-    shares = [ModelShare(sha, name, version, int(n)) for sha, name, version, n in rows]
+    shares = [ModelShare(sha or None, name, version, int(n)) for sha, name, version, n in rows]
     return sorted(shares, key=lambda m: (-m.done, m.sha256 or ""))
 
 

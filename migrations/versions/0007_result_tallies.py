@@ -81,6 +81,14 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "truth_tallies",
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.Column("truth", sa.String(100), nullable=False),
+        sa.Column("images", sa.BigInteger(), nullable=False, server_default="0"),
+        _run_fk("truth_tallies"),
+        sa.PrimaryKeyConstraint("run_id", "truth", name=op.f("pk_truth_tallies")),
+    )
+    op.create_table(
         "tally_buckets",
         sa.Column("idx", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("upper", sa.Float(), nullable=False),
@@ -96,6 +104,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     drop_triggers(op.get_bind())
-    for table in ("tally_buckets", "label_tallies", "latency_tallies", "result_tallies"):
+    for table in (
+        "tally_buckets",
+        "truth_tallies",
+        "label_tallies",
+        "latency_tallies",
+        "result_tallies",
+    ):
         op.drop_table(table)
     op.drop_table("run_tallies")

@@ -23,9 +23,16 @@ from readout.tally_reads import label_pairs, totals
 T0 = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 TRUTHS = ("Pre", "Pro", None)
 #: table → its columns; the counts and sums start at index _KEYS[table]
-_KEYS = {"run_tallies": 1, "result_tallies": 3, "latency_tallies": 4, "label_tallies": 4}
+_KEYS = {
+    "run_tallies": 1,
+    "truth_tallies": 2,
+    "result_tallies": 3,
+    "latency_tallies": 4,
+    "label_tallies": 4,
+}
 _COLUMNS = {
     "run_tallies": "run_id, images",
+    "truth_tallies": "run_id, truth, images",
     "result_tallies": "run_id, device, minute, done, failed, inference_n, inference_ms_sum, "
     "wait_n, wait_s_sum",
     "latency_tallies": "run_id, device, kind, bucket, n",
