@@ -92,13 +92,16 @@ def upsert_results(engine: Engine, rows: list[ResultRow]) -> None:
     """Write `rows` in one transaction. A `done` row is never replaced by a later failure."""
     if not rows:
         return
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            batch = _one_per_image(rows)
+    if engine.dialect.name == "postgresql":
+        # One statement is atomic on its own: in autocommit it costs one round trip, not the
+        # three of BEGIN, the statement and COMMIT (a device 20 ms from the database, 40 ms).
+        batch = _one_per_image(rows)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(
                 _unnest_statement(engine), {c: [getattr(r, c) for r in batch] for c in _COLUMNS}
             )
-            return
+        return
+    with engine.begin() as conn:
         # Flat rows: getattr per column, not asdict (which deep-copies every value).
         params = [{c: getattr(r, c) for c in _COLUMNS} for r in rows]
         conn.execute(_upsert_statement(engine), params)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NoReturn
@@ -22,6 +23,7 @@ from allscreen.results import ResultRow, upsert_results
 from allscreen.retry import with_db_retry
 from allscreen.schema import STATUS_DONE, STATUS_FAILED
 from allscreen.settings import Settings
+from worker import blob_io
 from worker.features import Features
 from worker.prefetch import decode_threads, prepared, shared_pool
 from worker.prepare import features_of
@@ -68,7 +70,8 @@ def run_batch(
     """Classify every image of `batch` that has no result yet, then upsert all rows at once.
 
     Images whose bytes wait in Redis (`blob`) are fetched from `blobs` in one round trip,
-    only for the images still to do, and their keys deleted once the rows are committed.
+    started while the delivery is counted in SQL, and their keys deleted in the background
+    once the rows are committed (`worker.blob_io`).
 
     A batch of a run pinned to another model is refused before anything is counted or the
     model is even started: the refusal is recorded and ModelMismatch raised, so the task can
@@ -77,6 +80,7 @@ def run_batch(
     if batch.model_sha256 and batch.model_sha256 != session.sha256:
         refuse_batch(batch, session=session, engine=engine, device=device, settings=settings)
     ids = [img.id for img in batch.images]
+    fetched = blob_io.fetch_ahead(batch, blobs)
     done_ids, deliveries = with_db_retry(
         lambda: begin_batch(engine, batch.run_id, ids), seconds=settings.db_retry_seconds
     )
@@ -101,7 +105,11 @@ def run_batch(
         batch.images,
         done_ids,
         isolated=isolated,
-        attempts_alone=attempts_alone(engine, ids) if isolated else {},
+        attempts_alone=(
+            with_db_retry(lambda: attempts_alone(engine, ids), seconds=settings.db_retry_seconds)
+            if isolated
+            else {}
+        ),
     )
     rows: list[ResultRow] = []
     for item, deaths in plan.blamed:
@@ -111,7 +119,7 @@ def run_batch(
             f"(its batch was delivered {deliveries.get(item.id, 0) - 1} times); given up"
         )
         rows.append(row)
-    todo, missing = _fetch_blobs(plan.todo, blobs)
+    todo, missing = _fetch_blobs(plan.todo, blobs, fetched)
     written: list[ResultRow] = []
 
     def commit(pending: list[ResultRow]) -> None:
@@ -167,9 +175,14 @@ def run_batch(
     return BatchOutcome(done=done, failed=len(rows) - done, skipped=len(done_ids), missing=missing)
 
 
-def _fetch_blobs(items: list[ImageItem], blobs: BlobStore | None) -> tuple[list[ImageItem], int]:
+def _fetch_blobs(
+    items: list[ImageItem],
+    blobs: BlobStore | None,
+    fetched: Future[dict[str, bytes | None]] | None = None,
+) -> tuple[list[ImageItem], int]:
     """`items` with the bytes of those that wait in Redis filled in, and how many are gone.
 
+    The bytes come from `fetched` (`blob_io.fetch_ahead`) when given, else from one MGET now.
     An image whose bytes are gone (expired, or Redis restarted without them) gets no row:
     it stays pending in SQL, and `resume` or `submit --wait` sends it again.
     """
@@ -178,7 +191,7 @@ def _fetch_blobs(items: list[ImageItem], blobs: BlobStore | None) -> tuple[list[
         return items, 0
     if blobs is None:
         raise ValueError("a batch names Redis keys, but no blob store was given")
-    found = dict(zip(keys, blobs.get(keys), strict=True))
+    found = fetched.result() if fetched else dict(zip(keys, blobs.get(keys), strict=True))
     out: list[ImageItem] = []
     for item in items:
         if item.blob is None:
@@ -196,10 +209,10 @@ def _fetch_blobs(items: list[ImageItem], blobs: BlobStore | None) -> tuple[list[
 
 
 def drop_blobs(batch: Batch, blobs: BlobStore | None) -> None:
-    """Delete the batch's Redis keys: call only once its rows are committed."""
+    """Delete the batch's Redis keys in the background: call only once its rows are committed."""
     keys = [i.blob for i in batch.images if i.blob is not None]
     if keys and blobs is not None:
-        blobs.delete(keys)
+        blob_io.delete_later(blobs, keys)
 
 
 def refuse_batch(

@@ -18,6 +18,7 @@ from allscreen.db import get_engine
 from allscreen.errors import BadMessage, DatabaseUnavailable, ModelError, ModelMismatch
 from allscreen.messages import TASK_CLASSIFY, Batch
 from allscreen.settings import get_settings
+from worker import blob_io
 from worker.app import app
 from worker.batch import record_batch_failed, run_batch
 from worker.monitored import BatchTask
@@ -66,6 +67,8 @@ def get_blobs() -> BlobStore:
 def _stop_model(**_: Any) -> None:
     if _session is not None:
         _session.close()
+    if _blobs is not None:
+        blob_io.settle()  # the last batch's keys are deleted before the process ends
 
 
 @app.task(  # type: ignore[untyped-decorator]
@@ -87,7 +90,8 @@ def classify_batch(self: Task, message: object) -> dict[str, int]:
         log.error("rejected malformed batch message: %s", exc)
         return {"rejected": 1}
     s = get_settings()
-    engine = get_engine(s.database_url)
+    # Every statement of a batch runs under with_db_retry, which replaces a dropped connection.
+    engine = get_engine(s.database_url, pre_ping=False)
     try:
         outcome = run_batch(
             batch,

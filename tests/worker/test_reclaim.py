@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -168,6 +169,10 @@ def test_a_worker_killed_mid_batch_has_its_batch_finished_elsewhere_within_a_min
     print(f"kill to the dead worker's last image done: {took:.1f} s")  # shown with -s
     assert took < WITHIN_SECONDS, f"the dead worker's batch took {took:.0f} s to finish"
     assert devices == {"rescuer"}
-    assert "device doomed@" in rescuer.text() and "handed 1 of its batches back" in rescuer.text()
+    # A worker holds the batch it runs and the next one it has reserved (prefetch 2, one
+    # process): both come back, or the running one alone if the next was not fetched yet.
+    assert re.search(
+        r"device doomed@\S+ stopped beating: handed [12] of its batches back", rescuer.text()
+    )
     got = outcomes(settings)  # exactly one row per image
     assert len(got) == 24 and all(status == "done" for status, _ in got.values())
