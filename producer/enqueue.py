@@ -75,12 +75,11 @@ class Publisher:
 
     def queue_depth(self) -> int:
         """Batches waiting in the broker's queue."""
-        client = self._conn.default_channel.client
-        return int(client.llen(self._settings.queue))
+        return int(self.client.llen(self._settings.queue))
 
     def broker_idle(self) -> bool:
         """True when the broker holds no batch: none queued, none reserved by a worker."""
-        client = self._conn.default_channel.client
+        client = self.client
         return int(client.llen(self._settings.queue)) == 0 and int(client.hlen(_UNACKED)) == 0
 
     def wait_for_room(self, idle: Callable[[], None]) -> None:
@@ -112,7 +111,7 @@ class Publisher:
                 blobs.append((key, next(shipped)))
                 item = ImageItem(item.id, item.sha256, blob=key)
             images.append(item)
-        BlobStore(self._conn.default_channel.client).put(blobs)
+        BlobStore(self.client).put(blobs)
         self._app.send_task(
             TASK_CLASSIFY,
             args=[replace(batch, images=tuple(images)).to_message()],

@@ -26,8 +26,9 @@ from readout.report_figures import (
     wait_spreads,
 )
 from readout.report_screening import ScreeningData, load_screening
+from readout.run_models import models_of_run
 from readout.status import status_dict
-from readout.tally_reads import label_pairs, models
+from readout.tally_reads import label_pairs
 
 MAX_FAILURES_LISTED = 200  #: failed images listed one by one; the rest are only counted
 MAX_REASONS = 50  #: distinct failure reasons listed, most frequent first
@@ -192,7 +193,9 @@ def load_report(engine: Engine, run: Run, *, archive_root: Path | None = None) -
         waited=wait_spreads(engine, run.id),
         throughput=throughput(engine, run.id),
         models=[
-            f"{name} v{version} ({sha[:12]})" for sha, name, version, _ in models(engine, run.id)
+            f"{m.name} v{m.version} ({m.sha256[:12]})"
+            for m in models_of_run(engine, run.id)
+            if m.sha256
         ],
         screening=screening,
     )

@@ -156,16 +156,3 @@ def label_pairs(engine: Engine, run_id: int) -> dict[tuple[str | None, str | Non
             for truth, label, n in conn.execute(stmt)
             if int(n)
         }
-
-
-def models(engine: Engine, run_id: int) -> list[tuple[str, str | None, str | None, int]]:
-    """(sha256, name, version, done) of each model behind the run's done results."""
-    t = LabelTally
-    stmt = (
-        select(t.model_sha256, func.max(t.model_name), func.max(t.model_version), func.sum(t.n))
-        .where(t.run_id == run_id, t.model_sha256 != "")
-        .group_by(t.model_sha256)
-    )
-    with engine.connect() as conn:
-        rows = [(str(s), n, v, int(c)) for s, n, v, c in conn.execute(stmt) if int(c)]
-    return sorted(rows, key=lambda m: (-m[3], m[0]))
