@@ -46,7 +46,6 @@ from model.data import CACHE_DIR, Arrays, channel_stats, load_arrays, resolve_da
 from model.metrics import LABELS, confusion_matrix, metrics_from_confusion, nll
 from model.oof import OutOfFold
 from model.train import Config, config_from_args, parse_args, predict_probs, start_run, train_net
-from model.views import VIEW_COUNTS, with_views
 
 POOLED: tuple[str, ...] = ("train", "val")
 
@@ -88,14 +87,8 @@ def assign_folds(labels: Sequence[str], groups: Sequence[str], k: int, seed: int
     return [fold_of_group[g] for g in groups]
 
 
-def run_cv(
-    cfg: Config, data_dir: Path, k: int, fold_seed: int = 0, views: Sequence[int] = ()
-) -> dict[int, OutOfFold]:
-    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold.
-
-    The held-out fold is predicted with ``cfg.views`` test-time views and also with each
-    number in ``views`` (:mod:`model.views`); the result maps each number to its run.
-    """
+def run_cv(cfg: Config, data_dir: Path, k: int, fold_seed: int = 0) -> OutOfFold:
+    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold."""
     data = load_arrays(data_dir, cfg.size)
     x_all = np.concatenate([data[s].x for s in POOLED])
     y_all = np.concatenate([data[s].y for s in POOLED])
@@ -106,23 +99,18 @@ def run_cv(
     if [LABELS.index(lab) for lab in labels] != y_all.tolist():
         raise ValueError("split.csv labels do not match the cached arrays")
     folds = np.array(assign_folds(labels, [r["group"] for r in rows], k, fold_seed))
-    counts = [cfg.views, *(v for v in views if v != cfg.views)]
-    oofs = {v: np.zeros((len(y_all), len(LABELS)), dtype=np.float32) for v in counts}
+    oof = np.zeros((len(y_all), len(LABELS)), dtype=np.float32)
     for fold in range(k):
         t0 = time.perf_counter()
         tr, te = folds != fold, folds == fold
         mean, std = channel_stats(x_all[tr])
         fold_data = {"train": Arrays(x=x_all[tr], y=y_all[tr])}
         net, _ = train_net(cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False)
-        for v, oof in oofs.items():
-            oof[te] = predict_probs(with_views(net, v), to_tensor(x_all[te])).numpy()
-        errors = ", ".join(
-            f"{int((oof[te].argmax(1) != y_all[te]).sum())} with {v} view(s)"
-            for v, oof in oofs.items()
-        )
+        oof[te] = predict_probs(net, to_tensor(x_all[te])).numpy()
+        errors = int((oof[te].argmax(1) != y_all[te]).sum())
         seconds = time.perf_counter() - t0
-        print(f"fold {fold}: {errors} of {int(te.sum())} ({seconds:.0f} s)", flush=True)
-    return {v: OutOfFold(probs=oof, labels=y_all, folds=folds) for v, oof in oofs.items()}
+        print(f"fold {fold}: {errors} errors of {int(te.sum())} ({seconds:.0f} s)", flush=True)
+    return OutOfFold(probs=oof, labels=y_all, folds=folds)
 
 
 def score(run: OutOfFold, rows: Sequence[dict[str, str]]) -> dict[str, Any]:
@@ -189,15 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="RUN",
         help="score the mean softmax of these finished runs instead of training",
     )
-    p.add_argument(
-        "--score-views",
-        nargs="+",
-        type=int,
-        default=[],
-        choices=VIEW_COUNTS,
-        metavar="K",
-        help="also score each fold's network with K test-time views (run <name>@vK)",
-    )
     own, rest = p.parse_known_args(argv)
     args = parse_args(rest)
     if own.combine:
@@ -210,18 +189,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
-    runs = run_cv(cfg, data_dir, own.folds, own.fold_seed, own.score_views)
-    seconds = time.perf_counter() - t_start
+    run = run_cv(cfg, data_dir, own.folds, own.fold_seed)
+    result = score(run, pooled_rows(data_dir))
+    result["config"] = asdict(cfg)
+    result["seconds"] = time.perf_counter() - t_start
+    print(format_cv(own.name, result), flush=True)
+    print(f"total wall time {result['seconds']:.1f}s")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    for views, run in runs.items():
-        name = own.name if views == cfg.views else f"{own.name}@v{views}"
-        result = score(run, pooled_rows(data_dir))
-        result["config"] = asdict(cfg) | {"views": views}
-        result["seconds"] = seconds
-        print(format_cv(name, result), flush=True)
-        (CACHE_DIR / f"cv-{name}.json").write_text(json.dumps(result, indent=1))
-        run.save(name)
-    print(f"total wall time {seconds:.1f}s")
+    (CACHE_DIR / f"cv-{own.name}.json").write_text(json.dumps(result, indent=1))
+    run.save(own.name)
     return 0
 
 

@@ -43,7 +43,6 @@ from model.evaluate import INPUT_SIZE, REPO_ROOT, evaluate, format_report, make_
 from model.export import calibration_metadata, export_onnx
 from model.metrics import LABELS
 from model.net import DEFAULT_ARCH, ServedModel, TinyCNN, arch_macs
-from model.views import VIEW_COUNTS, with_views
 
 DEFAULT_CALIBRATION = REPO_ROOT / "model" / "calibration.json"
 """Temperature and operating point of the shipped recipe (from ``model.calibrate``)."""
@@ -65,7 +64,6 @@ class Config:
     jitter: float = 0.06
     shift: int = -1  # pixels; -1 = size // 16 (6 px at 96x96)
     stain: float = 0.0  # HED stain jitter strength (0 = off)
-    views: int = 1  # test-time views averaged (model.views); 1 = the network alone
     threads: int = 1
 
     @property
@@ -151,7 +149,7 @@ def train_net(
         line = f"  seed {seed} epoch {epoch + 1:>3}/{cfg.epochs} loss {entry['train_loss']:.4f}"
         if select:
             y_val = torch.from_numpy(data["val"].y)
-            probs = predict_probs(with_views(net, cfg.views), to_tensor(data["val"].x))
+            probs = predict_probs(net, to_tensor(data["val"].x))
             entry["val_acc"] = float((probs.argmax(1) == y_val).float().mean())
             entry["val_nll"] = float(F.nll_loss(probs.clamp_min(1e-8).log(), y_val))
             line += f" val_acc {entry['val_acc'] * 100:.2f}% val_nll {entry['val_nll']:.4f}"
@@ -184,9 +182,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--jitter", type=float, default=d.jitter, help="colour jitter strength")
     p.add_argument("--stain", type=float, default=d.stain, help="HED stain jitter (0 = off)")
-    p.add_argument(
-        "--views", type=int, default=d.views, choices=VIEW_COUNTS, help="test-time views"
-    )
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
     p.add_argument(
         "--calibration",
@@ -212,7 +207,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         shift=args.shift,
         jitter=args.jitter,
         stain=args.stain,
-        views=args.views,
         threads=args.threads,
     )
 
@@ -249,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     net, log = train_net(cfg, cfg.seed * 1000, data, mean, std)
     print(f"best val acc {log['best_val_acc'] * 100:.2f}% (val NLL {log['best_val_nll']:.4f})")
     meta = calibration_metadata(calibration)
-    model = ServedModel(with_views(net, cfg.views), float(meta.get("temperature", "1")))
+    model = ServedModel(net, float(meta.get("temperature", "1")))
     train_seconds = time.perf_counter() - t_start
     meta |= {"train_config": json.dumps(asdict(cfg)), "train_seconds": f"{train_seconds:.0f}"}
     export_onnx(model, args.out, meta, size=cfg.size)
