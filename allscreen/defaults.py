@@ -31,6 +31,8 @@ DEFAULT_MODEL_ATTEMPTS = 3
 DEFAULT_VISIBILITY_TIMEOUT = 600.0
 #: Seconds a worker keeps retrying a result write while the database is unreachable.
 DEFAULT_DB_RETRY_SECONDS = 300.0
+#: How long `submit` waits for a lost broker before it stops (the run is saved either way).
+DEFAULT_BROKER_RETRY_SECONDS = 300.0
 #: Deliveries of one batch that ended with its worker process dying, before its images are
 #: recorded as failed (a poison image must not crash workers forever).
 DEFAULT_MAX_DELIVERIES = 3
@@ -48,10 +50,12 @@ DEFAULT_RATE_WINDOW = 60.0  #: seconds over which `allscreen_images_per_second` 
 #: resume` (or `submit --wait`'s stall recovery) sends it again.
 DEFAULT_BLOB_TTL = 7 * 24 * 3600.0
 
-#: Images a worker decodes ahead, in background threads, while the model classifies (0 =
-#: decode inline; at least one per decode thread, `ALLSCREEN_DECODE_THREADS`). Overlap pays
-#: where the model runs on its own silicon (a Jetson's GPU); on a CPU shared by the model and
-#: the worker it only adds thread hand-offs.
+#: Images a worker decodes ahead, in background threads, while the model classifies (at
+#: least one per decode thread, `ALLSCREEN_DECODE_THREADS`), where it decodes ahead at all:
+#: unless `ALLSCREEN_PREFETCH` says otherwise, only where the worker's pool processes leave a
+#: core free (`worker.prefetch.decode_ahead`). Overlap pays where the model runs on its own
+#: silicon (a Jetson's GPU) or a spare core; on cores every pool process and its model keep
+#: busy, it only adds thread hand-offs (BENCHMARKS.md, section 2).
 DEFAULT_PREFETCH = 2
 
 #: Memory for just-registered files' bytes that `submit` keeps for its enqueuer

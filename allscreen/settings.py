@@ -37,9 +37,15 @@ class Settings(BaseSettings):
     model_attempts: int = Field(default=defaults.DEFAULT_MODEL_ATTEMPTS, ge=1)
     visibility_timeout: float = Field(default=defaults.DEFAULT_VISIBILITY_TIMEOUT, gt=0)
     db_retry_seconds: float = Field(default=defaults.DEFAULT_DB_RETRY_SECONDS, ge=0)
+    broker_retry_seconds: float = Field(default=defaults.DEFAULT_BROKER_RETRY_SECONDS, ge=0)
     max_deliveries: int = Field(default=defaults.DEFAULT_MAX_DELIVERIES, ge=1)
     transport: Literal["bytes", "path"] = "bytes"
-    prefetch: int = Field(default=defaults.DEFAULT_PREFETCH, ge=0, le=64)
+    prefetch: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="Images decoded ahead; unset: automatic (worker.prefetch.decode_ahead).",
+    )
     decode_threads: int | None = Field(
         default=None, ge=1, le=64, description="Threads decoding ahead; unset: the CPU's cores."
     )

@@ -28,7 +28,16 @@ from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.process import stop_group as stop
 from allscreen.schema import Result
 from allscreen.settings import Settings
-from bench.common import DATA, cpu_by_role, cpu_seconds, images, machine, median, start_worker
+from bench.common import (
+    DATA,
+    cpu_by_role,
+    cpu_seconds,
+    images,
+    machine,
+    median,
+    replicate,
+    start_worker,
+)
 from bench.raw_limit import raw_run
 from producer.submit import submit, watch
 
@@ -41,6 +50,7 @@ def pipeline_rate(
     transport: Literal["bytes", "path"] = "bytes",
     archive: Path = DATA,
     on_submit: Callable[[list[int]], object] = lambda pids: None,
+    env: dict[str, str] | None = None,
 ) -> tuple[float, int, dict[str, float]]:
     """(images/s, images, CPU ms per image by role) for one timed run on a fresh database
     and broker.
@@ -49,6 +59,7 @@ def pipeline_rate(
     one process each. `on_submit` gets the worker pids as the timed submit starts. The roles
     are `cpu_by_role`'s, plus `worker-main`: the part of `worker` spent in the workers' main
     processes (with prefork, the parent that receives messages and hands them to children).
+    `env` is added to the workers' environment (a variant's settings).
     """
     redis = EmbeddedRedis().start()
     db = workdir / f"bench-{time.time_ns()}.db"
@@ -61,10 +72,10 @@ def pipeline_rate(
     engine = make_engine(settings.database_url)
     ensure_schema(engine, create=True)
     if pool == "prefork":
-        workers = [start_worker(settings, "bench", procs)]
+        workers = [start_worker(settings, "bench", procs, env=env)]
     else:
         workers = [
-            start_worker(settings, f"bench-{i}", 1, celery_args=("--pool", pool))
+            start_worker(settings, f"bench-{i}", 1, env=env, celery_args=("--pool", pool))
             for i in range(procs)
         ]
     try:
@@ -102,6 +113,14 @@ def pipeline_rate(
 ROLES = ("worker", "model", "producer", "redis")
 
 
+def _variant(text: str) -> dict[str, str]:
+    """`KEY=VALUE[,KEY=VALUE...]` as a worker environment."""
+    pairs = [item.split("=", 1) for item in text.split(",") if item]
+    if any(len(p) != 2 or not p[0] for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE[,KEY=VALUE...], got {text!r}")
+    return {k: v for k, v in pairs}
+
+
 def main() -> None:
     """Alternate raw and pipeline runs; print rates, CPU per image by role, and the ratios."""
     ap = argparse.ArgumentParser()
@@ -110,54 +129,69 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=Settings().batch_size)
     ap.add_argument("--pool", default="prefork", help="prefork: one worker; solo: one per proc")
     ap.add_argument("--transport", default=Settings().transport, choices=["bytes", "path"])
+    ap.add_argument("--copies", type=int, default=1, help="copies of the image set (run length)")
+    ap.add_argument(
+        "--variant",
+        type=_variant,
+        default=None,
+        metavar="KEY=VALUE[,...]",
+        help="also run the pipeline with these worker settings in every repeat",
+    )
     args = ap.parse_args()
-    paths = images()
+    paths = images() * args.copies
     print(
         f"# pipeline vs raw: {args.procs} processes, batch {args.batch_size}, pool "
-        f"{args.pool}, transport {args.transport}; {machine()}"
+        f"{args.pool}, transport {args.transport}, {args.copies} copies; {machine()}"
     )
-    raws, pipes, ratios, cpu_ratios = [], [], [], []
-    pipe_cpu: dict[str, list[float]] = {r: [] for r in (*ROLES, "worker-main")}
+    setups: dict[str, dict[str, str] | None] = {"pipeline": None}
+    if args.variant:
+        setups["variant " + ",".join(f"{k}={v}" for k, v in args.variant.items())] = args.variant
+    raws: list[float] = []
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {k: [] for k in ("rate", "ratio", "cpu_ratio", *ROLES, "worker-main")}
+        for name in setups
+    }
     raw_cpu: dict[str, list[float]] = {"loop": [], "model": []}
     with tempfile.TemporaryDirectory() as tmp:
+        archive = replicate(Path(tmp), args.copies)
         for i in range(args.repeats):
             raw = raw_run(paths, args.procs)
-            pipe, n, cpu = pipeline_rate(
-                args.procs, args.batch_size, Path(tmp), args.pool, args.transport
-            )
-            total = sum(cpu.get(r, 0.0) for r in ROLES)
             raws.append(raw.rate)
-            pipes.append(pipe)
-            ratios.append(pipe / raw.rate)
-            cpu_ratios.append(raw.cpu_ms / total)
-            for role, values in pipe_cpu.items():
-                values.append(cpu.get(role, 0.0))
             raw_cpu["loop"].append(raw.client_ms)
             raw_cpu["model"].append(raw.model_ms)
             print(
-                f"run {i + 1}: raw {raw.rate:.0f} img/s, pipeline {pipe:.0f} img/s ({n} images), "
-                f"ratio {pipe / raw.rate:.2f}"
+                f"run {i + 1}: raw {raw.rate:.0f} img/s; CPU ms/image: raw loop "
+                f"{raw.client_ms:.3f}, model {raw.model_ms:.3f}; total {raw.cpu_ms:.3f}"
             )
-            print(
-                "  CPU ms/image: pipeline "
-                + ", ".join(f"{r} {cpu.get(r, 0.0):.3f}" for r in ROLES)
-                + f" (worker main processes {cpu.get('worker-main', 0.0):.3f})"
-                + f"; total {total:.3f}"
-            )
-            print(
-                f"  CPU ms/image: raw loop {raw.client_ms:.3f}, model {raw.model_ms:.3f}; total "
-                f"{raw.cpu_ms:.3f}; CPU ratio {raw.cpu_ms / total:.2f}"
-            )
+            for name, env in setups.items():
+                pipe, n, cpu = pipeline_rate(
+                    args.procs, args.batch_size, Path(tmp), args.pool, args.transport,
+                    archive, env=env,
+                )  # fmt: skip
+                total = sum(cpu.get(r, 0.0) for r in ROLES)
+                got = runs[name]
+                got["rate"].append(pipe)
+                got["ratio"].append(pipe / raw.rate)
+                got["cpu_ratio"].append(raw.cpu_ms / total)
+                for role in (*ROLES, "worker-main"):
+                    got[role].append(cpu.get(role, 0.0))
+                print(
+                    f"  {name}: {pipe:.0f} img/s ({n} images), ratio {pipe / raw.rate:.2f}; "
+                    "CPU ms/image "
+                    + ", ".join(f"{r} {cpu.get(r, 0.0):.3f}" for r in ROLES)
+                    + f" (worker main processes {cpu.get('worker-main', 0.0):.3f}); total "
+                    f"{total:.3f}; CPU ratio {raw.cpu_ms / total:.2f}"
+                )
     print(
-        f"median: raw {median(raws):.0f} img/s, pipeline {median(pipes):.0f} img/s, "
-        f"ratio {median(ratios):.2f}; CPU ratio {median(cpu_ratios):.2f}"
-    )
-    print(
-        "median CPU ms/image: pipeline "
-        + ", ".join(f"{r} {median(v):.3f}" for r, v in pipe_cpu.items())
-        + "; raw "
+        f"median raw {median(raws):.0f} img/s; CPU ms/image: raw "
         + ", ".join(f"{r} {median(v):.3f}" for r, v in raw_cpu.items())
     )
+    for name, got in runs.items():
+        print(
+            f"median {name}: {median(got['rate']):.0f} img/s, ratio {median(got['ratio']):.2f}, "
+            f"CPU ratio {median(got['cpu_ratio']):.2f}; CPU ms/image "
+            + ", ".join(f"{r} {median(got[r]):.3f}" for r in (*ROLES, "worker-main"))
+        )
 
 
 if __name__ == "__main__":

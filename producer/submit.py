@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -22,14 +21,16 @@ from allscreen.policy_store import set_policy
 from allscreen.runs import Counts, find_run
 from allscreen.schema import Run
 from allscreen.settings import Settings
-from producer.archive import LabelMode, scan
+from producer.archive import LabelMode
 from producer.cases import CaseNamer
 from producer.claims import database_now
 from producer.enqueue import Enqueuer, EnqueueStats, Publisher
 from producer.live import LiveProducers
+from producer.outage import BROKER_ERRORS, BrokerOutage, first_line
 from producer.progress import wait_for_run
 from producer.recent import RecentBytes
-from producer.register import RegisterStats, get_or_create_run, register
+from producer.register import RegisterStats, get_or_create_run
+from producer.sending import add_stats, open_enqueuer, register_while_sending
 from producer.shard import Shard
 from producer.stored_paths import Locator, PathStore, locator_for_run
 
@@ -100,76 +101,47 @@ def submit(
         set_policy(engine, run_id, policy.policy, source=policy.source, labels=[])
         err.write(f"screening policy: {policy.policy.describe()}\n")
 
-    with Publisher(_celery_app(settings), settings) as pub, _live(pub, settings, run_id) as live:
-        # An idle broker with no other producer on the run holds none of this run's batches
-        # (it may have lost them in a restart), so every pending image goes out again;
-        # otherwise only images never sent. The clock is read before the broker is looked at
-        # (`producer.live` says why). Files are read once: the bytes hashed at registration
-        # go out as they are.
-        since = database_now(engine)
-        others = live.others()
-        if others:
-            err.write(f"{others} other producer(s) are feeding run {name}; sharing the work\n")
-        recent = RecentBytes() if settings.transport == "bytes" else None
-        enqueuer = Enqueuer(
-            engine,
-            pub,
-            run_id,
-            settings,
-            pin=pin,
-            only_new=others > 0 or not pub.broker_idle(),
-            recent=recent,
-            locate=stored.locate,
-            resend_before=since,
-            live=live,
-        )
-        found = scan([os.fsencode(p) for p in paths], labels)
-        if shard is not None:
-            found = shard.select(found, lambda item: stored.stored(item)[0])
-            err.write(f"shard {shard}: registering only this shard's files\n")
-
-        def scanned(stats: RegisterStats) -> None:
-            # Devices start on the first batches while the rest of the archive is scanned;
-            # the scan never waits for them (a full window just defers the sending).
-            enqueuer.pump(block=False)
-            if err.isatty():
-                err.write(f"\r\033[Kscanned {stats.files} files, enqueued {enqueuer.stats.images}")
-                err.flush()
-
-        t0 = time.monotonic()
-        reg = register(
-            engine,
-            run_id,
-            found,
-            on_progress=scanned,
-            keep=recent,
-            cases=cases,
-            paths=stored,
-        )
-        t1 = time.monotonic()
-        if err.isatty():
-            err.write("\n")
-        err.write(
-            f"registered {reg.new} new images from {reg.files} files in {t1 - t0:.1f} s "
-            f"({reg.files / max(t1 - t0, 1e-9):.0f} files/s)"
-            + (f"; {reg.unreadable} unreadable, recorded as failed" if reg.unreadable else "")
-            + "\n"
-        )
-        if cases is not None and cases.unmapped:
-            err.write(
-                f"warning: {cases.unmapped} images are not in the case manifest; "
-                "they are screened and reported per image, in no case\n"
-            )
-        enqueuer.pump(block=True)
-        enq = enqueuer.stats
-        if recent is not None:
-            recent.clear()
+    recent = RecentBytes() if settings.transport == "bytes" else None
+    outage = BrokerOutage(settings.broker_retry_seconds, err)
+    reg: RegisterStats | None = None
+    enq = EnqueueStats()
+    t0 = t1 = time.monotonic()
+    while True:  # one pass per broker connection: a lost broker is waited for (outage)
+        enqueuer: Enqueuer | None = None
+        try:
+            with (
+                Publisher(_celery_app(settings), settings) as pub,
+                _live(pub, settings, run_id) as live,
+            ):
+                outage.recovered()
+                enqueuer = open_enqueuer(
+                    engine, pub, live, run_id, settings, pin, recent, stored, err
+                )
+                if reg is None:  # registered once, whatever happens to the broker meanwhile
+                    reg = register_while_sending(
+                        engine, run_id, paths, enqueuer, labels, recent,
+                        cases=cases, stored=stored, shard=shard, err=err,
+                    )  # fmt: skip
+                    t1 = time.monotonic()
+                enqueuer.pump(block=True)
+            add_stats(enq, enqueuer.stats)
+            break
+        except BROKER_ERRORS as exc:
+            if enqueuer is not None:
+                add_stats(enq, enqueuer.stats)
+            if not outage.connected:
+                raise  # never reached: a wrong URL or a broker not started is one clear line
+            outage.wait(exc)
+    if recent is not None:
+        recent.clear()
     t2 = time.monotonic()
     err.write(
         f"enqueued {enq.images} images in {enq.batches} batches in {t2 - t0:.1f} s"
         + (f"; {enq.failed} unreadable now, recorded as failed" if enq.failed else "")
+        + (f"; rode out {outage.outages} broker outage(s)" if outage.outages else "")
         + "\n"
     )
+    assert reg is not None  # the loop ends only after a pass that registered
     return Submitted(run_id, name, reg, enq, t1 - t0, t2 - t1)
 
 
@@ -250,9 +222,21 @@ def watch(
     engine = open_engine(settings, create=False)
     run = find_run(engine, ref)
 
+    away: list[str] = []  # the broker's error while it is unreachable, said once
+
     def recover(stalled: float) -> None:
         if stalled < defaults.RECOVER_AFTER_SECONDS:
             return
+        try:
+            resend()
+        except BROKER_ERRORS as exc:  # looked at again at the next poll
+            if not away:
+                away.append(first_line(exc))
+                err.write(f"\nthe broker is unreachable ({away[0]}); waiting for it\n")
+        else:
+            away.clear()
+
+    def resend() -> None:
         with Publisher(_celery_app(settings), settings) as pub:
             if not pub.broker_idle() or LiveProducers(pub.client, settings.queue, run.id).others():
                 return  # batches are in the broker, or a producer is still sending

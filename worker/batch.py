@@ -25,7 +25,7 @@ from allscreen.schema import STATUS_DONE, STATUS_FAILED
 from allscreen.settings import Settings
 from worker import blob_io
 from worker.features import Features
-from worker.prefetch import decode_threads, prepared, shared_pool
+from worker.prefetch import decode_ahead, decode_threads, pool_processes, prepared, shared_pool
 from worker.prepare import features_of
 from worker.session import ModelInfo, ModelSession
 from worker.store import attempts_alone, begin_batch, note_attempt_alone
@@ -136,11 +136,11 @@ def run_batch(
             )
         return _features(item, info=info, settings=settings, reader=reader)
 
-    # Decoding the next images overlaps with the model classifying this one, on every core:
-    # each decode thread needs an image of its own ahead. An isolated batch decodes nothing
+    # Decoding the next images overlaps with the model classifying this one where the device
+    # has a core to spare (worker.prefetch.decode_ahead). An isolated batch decodes nothing
     # ahead: the image in flight when a process dies must be the one it was classifying.
     threads = decode_threads(settings.decode_threads)
-    ahead = max(settings.prefetch, threads) if settings.prefetch > 0 else 0
+    ahead = decode_ahead(settings.prefetch, threads, pool_processes())
     if plan.isolated:
         commit(rows)
         ahead = 0

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from allscreen.defaults import DEFAULT_PREFETCH
 from allscreen.errors import ImageRejected
 
 T = TypeVar("T")
@@ -30,11 +31,40 @@ _pool: ThreadPoolExecutor | None = None
 _pool_threads = 0
 
 
+#: Set by `allscreen worker` for its pool processes: how many of them share the device.
+POOL_PROCESSES_ENV = "ALLSCREEN_POOL_PROCESSES"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def decode_threads(configured: int | None) -> int:
     """Threads to prepare images with: `configured`, else one per core this process may use."""
-    if configured:
-        return configured
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return configured or usable_cores()
+
+
+def pool_processes() -> int | None:
+    """The worker's pool processes, as `allscreen worker` announced them (None: unknown)."""
+    raw = os.environ.get(POOL_PROCESSES_ENV, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else None
+
+
+def decode_ahead(configured: int | None, threads: int, processes: int | None) -> int:
+    """Images to prepare ahead of the model: 0 decodes inline.
+
+    `configured` (`ALLSCREEN_PREFETCH`) decides when set. Unset, a worker decodes ahead only
+    where its `processes` leave a core free: where every core already runs a pool process
+    or its model, background threads add hand-offs and no overlap (BENCHMARKS.md, section 2),
+    while a device whose model has its own silicon or a spare core hides decoding behind
+    inference. Each decode thread needs an image of its own ahead.
+    """
+    if configured is None:
+        if processes is not None and processes >= usable_cores():
+            return 0
+        configured = DEFAULT_PREFETCH
+    return max(configured, threads) if configured > 0 else 0
 
 
 def shared_pool(threads: int = 1) -> ThreadPoolExecutor:

@@ -13,7 +13,7 @@ import redis
 from sqlalchemy import Engine
 
 import producer.register
-import producer.submit
+import producer.sending
 from allscreen.db import ensure_schema
 from allscreen.settings import Settings
 from producer.archive import Found, scan
@@ -87,7 +87,7 @@ def test_submit_sends_the_first_batches_while_the_archive_is_still_being_scanned
             seen_while_scanning.append(int(client.llen(settings.queue)))
             yield found
 
-    monkeypatch.setattr(producer.submit, "scan", watching_scan)
+    monkeypatch.setattr(producer.sending, "scan", watching_scan)
     done = submit([folder], settings, run_name="early", err=io.StringIO())
     assert done.registered.new == 40 and done.enqueued.images == 40
     # Batches were already waiting before the scan reached the last files.

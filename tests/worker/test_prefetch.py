@@ -8,8 +8,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from allscreen.defaults import DEFAULT_PREFETCH
 from allscreen.errors import ImageRejected
-from worker.prefetch import decode_threads, prepared, shared_pool
+from cli.fleet import _solo
+from worker.prefetch import (
+    POOL_PROCESSES_ENV,
+    decode_ahead,
+    decode_threads,
+    pool_processes,
+    prepared,
+    shared_pool,
+    usable_cores,
+)
 
 
 def test_items_come_back_in_order_with_their_values() -> None:
@@ -93,3 +103,48 @@ def test_several_decode_threads_prepare_images_at_the_same_time_and_keep_the_ord
     out = [p.value for p in prepared(range(6), prepare, pool=pool, ahead=2)]
     assert out == list(range(6))
     assert len({t.name for t in threading.enumerate() if "allscreen-prepare" in t.name}) >= 2
+
+
+def test_a_configured_look_ahead_decides_and_covers_every_decode_thread() -> None:
+    assert decode_ahead(0, threads=4, processes=1) == 0
+    assert decode_ahead(3, threads=2, processes=64) == 3
+    assert decode_ahead(1, threads=4, processes=64) == 4
+
+
+def test_unset_a_worker_decodes_ahead_only_where_its_processes_leave_a_core_free() -> None:
+    cores = usable_cores()
+    assert decode_ahead(None, threads=1, processes=cores) == 0  # every core has a process
+    assert decode_ahead(None, threads=1, processes=cores + 1) == 0
+    assert decode_ahead(None, threads=1, processes=None) == DEFAULT_PREFETCH  # not announced
+    if cores > 1:
+        assert decode_ahead(None, threads=cores, processes=cores - 1) == max(
+            DEFAULT_PREFETCH, cores
+        )
+
+
+def test_pool_processes_are_read_from_what_the_worker_command_announced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(POOL_PROCESSES_ENV, "3")
+    assert pool_processes() == 3
+    for bad in ("", "0", "x", "-1"):
+        monkeypatch.setenv(POOL_PROCESSES_ENV, bad)
+        assert pool_processes() is None
+
+
+@pytest.mark.parametrize(
+    ("args", "solo"),
+    [
+        ((), False),
+        (("--pool", "solo"), True),
+        (("--pool=solo",), True),
+        (("-P", "solo"), True),
+        (("-Psolo",), True),
+        (("--pool", "prefork"), False),
+        (("--pool",), False),
+    ],
+)
+def test_the_worker_command_counts_one_process_for_the_solo_pool(
+    args: tuple[str, ...], solo: bool
+) -> None:
+    assert _solo(args) is solo
