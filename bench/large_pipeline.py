@@ -1,17 +1,18 @@
-"""(9) Large images through the pipeline: bytes through Redis, CPU per role, one device's rate.
+"""(9) Large images through the pipeline: bytes through Redis, CPU per role, the fleet's rate.
 
 For each kind of large image (bench.large_set), an archive of the `test` split's first images
-upscaled to that kind is screened by one emulated Nano (one worker process, the reference
-model with every inference taking `--latency-ms`), once per mode, modes alternating within
+upscaled to that kind is screened by `--devices` emulated Nanos (one worker process each, the
+reference model with every inference taking `--latency-ms`), once per mode, modes alternating within
 each repeat: the transport (`path`, `bytes`, or `bytes` with the producer shipping reduced
 copies), the worker's decode (full or reduced) and its decode threads. Each run starts a fresh
 embedded Redis, SQLite database and worker, warmed up on a few small images first. Per image
 it prints: bytes into and out of Redis (its own counters), CPU ms per role (worker, model,
 producer, Redis; only this benchmark's own processes), the worker's median time to prepare
-an image (decode + resize), and the rate against the device's ideal (1 / latency) and against
-`bytes/full` in the same repeat.
+an image (decode + resize), and the rate against the fleet's ideal (devices / latency) and
+against `bytes/full` in the same repeat. `--images` is per device: each device's share is
+images of its own.
 Run:
-    nice -n 5 .venv/bin/python -m bench.large_pipeline [--images 96] [--repeats 2]
+    nice -n 5 .venv/bin/python -m bench.large_pipeline [--images 96] [--repeats 2] [--devices 1]
                                                         [--kinds 5mp-jpeg ...] [--modes ...]
 """
 
@@ -76,7 +77,12 @@ def descendants(root: int) -> set[int]:
 
 
 def one_run(
-    archive: Path, mode: dict[str, Any], workdir: Path, latency_ms: float, max_message: int
+    archive: Path,
+    mode: dict[str, Any],
+    workdir: Path,
+    latency_ms: float,
+    max_message: int,
+    devices: int = 1,
 ) -> dict[str, float]:
     """Figures per image of one run of `archive` in `mode` on a fresh Redis and database."""
     server = EmbeddedRedis().start()
@@ -89,12 +95,15 @@ def one_run(
     engine = make_engine(settings.database_url)
     ensure_schema(engine, create=True)
     env = {"ALLSCREEN_EIM_LATENCY_MS": str(latency_ms)}
-    worker = start_worker(settings, "nano-1", 1, env=env, celery_args=("--pool", "solo"))
+    workers = [
+        start_worker(settings, f"nano-{i + 1}", 1, env=env, celery_args=("--pool", "solo"))
+        for i in range(devices)
+    ]
     client = redis.Redis.from_url(server.url)
     try:
         warm = workdir / f"warm-{time.time_ns()}"
         warm.mkdir()
-        for i, p in enumerate(sorted(DATA.glob("Benign/*.jpg"))[:WARM_IMAGES]):
+        for i, p in enumerate(sorted(DATA.glob("Benign/*.jpg"))[: WARM_IMAGES * devices]):
             (warm / f"{i}.jpg").write_bytes(p.read_bytes() + b"warm")
         submit([warm], settings, run_name="warm-up", err=io.StringIO())
         watch("warm-up", settings, err=io.StringIO())
@@ -126,7 +135,8 @@ def one_run(
         return out
     finally:
         client.close()
-        stop_group(worker)
+        for worker in workers:
+            stop_group(worker)
         server.stop()
         engine.dispose()
 
@@ -137,6 +147,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=96, help="images of `test` per archive")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--latency-ms", type=float, default=13.0)
+    ap.add_argument("--devices", type=int, default=1, help="emulated devices (worker processes)")
     ap.add_argument(
         "--max-message-bytes",
         type=int,
@@ -146,12 +157,13 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     ap.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = ap.parse_args()
-    ideal = 1000 / args.latency_ms
+    ideal = args.devices * 1000 / args.latency_ms
     print(
-        f"# large images through the pipeline: 1 emulated device ({args.latency_ms:g} ms per "
-        f"inference, ideal {ideal:.1f} img/s), {args.images} images; {machine()}"
+        f"# large images through the pipeline: {args.devices} emulated device(s) "
+        f"({args.latency_ms:g} ms per inference, ideal {ideal:.1f} img/s), {args.images} "
+        f"images per device; {machine()}"
     )
-    sources = split_images("test", args.images)
+    sources = split_images("test", args.images * args.devices)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.kinds:
             archive = write_large_set(Path(tmp), KINDS[name], sources)
@@ -160,7 +172,12 @@ def main() -> None:
                 for mode in args.modes:
                     runs[mode].append(
                         one_run(
-                            archive, MODES[mode], Path(tmp), args.latency_ms, args.max_message_bytes
+                            archive,
+                            MODES[mode],
+                            Path(tmp),
+                            args.latency_ms,
+                            args.max_message_bytes,
+                            args.devices,
                         )
                     )
             print(f"\n## {name}, {len(sources)} images\n")

@@ -38,12 +38,12 @@ class MirrorAverage(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Mean logits ``[N, 4]`` over the views of ``x`` ``[N, C, H, W]``."""
         if self.views == 1:
-            return self.net(x)  # type: ignore[no-any-return]
+            return self.net(x)
         batch = [x, torch.flip(x, dims=[3])]
         if self.views == 4:
             batch += [torch.flip(x, dims=[2]), torch.flip(x, dims=[2, 3])]
         logits = self.net(torch.cat(batch, dim=0))
-        return logits.view(self.views, x.shape[0], -1).mean(dim=0)  # type: ignore[no-any-return]
+        return logits.view(self.views, x.shape[0], -1).mean(dim=0)
 
 
 def with_views(net: nn.Module, views: int) -> nn.Module:
