@@ -164,17 +164,28 @@ def _resend(
     *,
     pin: str | None,
     locate: Locator | None,
+    err: TextIO,
 ) -> EnqueueStats:
-    """Send every image of the run without a result that was not claimed since now."""
+    """Send every image of the run without a result that was not claimed since now.
+
+    While another producer is live on the run, the images it claimed are its own batches on
+    their way, not lost ones: then only images never sent go out (`err` says so).
+    """
     with _live(pub, settings, run_id) as live:
         since = database_now(engine)
+        others = live.others()
+        if others:
+            err.write(
+                f"{others} other producer(s) are sending to this run: re-sending only images "
+                "never sent (run resume again once they have finished)\n"
+            )
         enqueuer = Enqueuer(
             engine,
             pub,
             run_id,
             settings,
             pin=pin,
-            only_new=False,
+            only_new=others > 0,
             locate=locate,
             resend_before=since,
             live=live,
@@ -200,7 +211,7 @@ def resume(
     run = find_run(engine, ref)
     locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
     with Publisher(_celery_app(settings), settings) as pub:
-        enq = _resend(engine, pub, run.id, settings, pin=run.model_sha256, locate=locate)
+        enq = _resend(engine, pub, run.id, settings, pin=run.model_sha256, locate=locate, err=err)
     err.write(f"re-enqueued {enq.images} images of run {run.name} in {enq.batches} batches\n")
     return enq
 
@@ -241,7 +252,9 @@ def watch(
             if not pub.broker_idle() or LiveProducers(pub.client, settings.queue, run.id).others():
                 return  # batches are in the broker, or a producer is still sending
             locate = locator_for_run(engine, run, root=root, key_file=key_file, err=err)
-            enq = _resend(engine, pub, run.id, settings, pin=run.model_sha256, locate=locate)
+            enq = _resend(
+                engine, pub, run.id, settings, pin=run.model_sha256, locate=locate, err=err
+            )
         if enq.images:
             err.write(
                 f"\nthe broker held none of the {enq.images} pending images: re-enqueued them\n"

@@ -18,8 +18,9 @@ from allscreen.db import ensure_schema
 from allscreen.settings import Settings
 from producer.archive import Found, scan
 from producer.enqueue import Enqueuer, Publisher
+from producer.live import LiveProducers
 from producer.register import get_or_create_run, register
-from producer.submit import _celery_app, submit
+from producer.submit import _celery_app, resume, submit
 from tests.support.queue import queued_batches
 
 
@@ -119,3 +120,27 @@ def test_a_run_starts_and_ends_in_smaller_batches_so_devices_start_and_finish_to
     tail = sizes[3:]
     assert tail == sorted(tail, reverse=True)  # then each takes a share of what is left
     assert len(tail) > 6 and tail[-3:] == [4, 4, 4] == [min(sizes)] * 3  # down to the floor
+
+
+def test_resume_beside_a_live_producer_sends_only_images_never_sent(
+    settings: Settings, engine: Engine, tmp_path: Path, client: redis.Redis[bytes]
+) -> None:
+    settings = settings.model_copy(update={"max_queued_batches": 100})
+    submit([_files(tmp_path / "a", 8)], settings, run_name="shared", err=io.StringIO())
+    sent_first = set(_ids(client, settings.queue))
+    run_id, _ = get_or_create_run(engine, "shared", pin=None)
+    register(engine, run_id, scan([os.fsencode(_files(tmp_path / "b", 4, start=8))], "none"))
+    client.delete(settings.queue)  # the queue is gone, and another producer is at work
+    other = LiveProducers(client, settings.queue, run_id)
+    other.enter()
+    try:
+        err = io.StringIO()
+        resume("shared", settings, err=err)
+    finally:
+        other.leave()
+    beside = _ids(client, settings.queue)
+    assert len(beside) == 4 and not set(beside) & sent_first  # only the 4 never sent
+    assert "1 other producer(s) are sending to this run" in err.getvalue()
+    client.delete(settings.queue)
+    resume("shared", settings, err=io.StringIO())  # alone now: every pending image again
+    assert sorted(_ids(client, settings.queue)) == sorted(sent_first | set(beside))
