@@ -13,18 +13,24 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import func, select
 
-from allscreen.db import make_engine
+from allscreen import defaults
+from allscreen.db import ensure_schema, make_engine
 from allscreen.embedded_redis import EmbeddedRedis
 from allscreen.errors import BrokerUnavailable
-from allscreen.schema import Image
+from allscreen.results import ResultRow, upsert_results
+from allscreen.schema import STATUS_DONE, Image
 from allscreen.settings import Settings, settings_env
+from producer.archive import scan
 from producer.outage import BrokerOutage
+from producer.register import get_or_create_run, register
 from producer.submit import watch
 from tests.support.images import archive_of
 from tests.support.runs import outcomes, wait_until
@@ -157,3 +163,35 @@ def test_submit_gives_up_with_one_message_when_the_broker_stays_away(
     finally:
         engine.dispose()
     assert registered == sum(1 for _ in archive.rglob("*.jpg"))
+
+
+def test_watch_says_once_that_the_broker_is_away_and_finishes_when_the_results_come(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "RECOVER_AFTER_SECONDS", 0.2)  # look for lost work at once
+    port = EmbeddedRedis().start()
+    port.stop()  # a port where no broker answers: a Redis that is down
+    settings = Settings(
+        broker_url=port.url, database_url=sqlite_url, queue=f"allscreen-t-{uuid.uuid4().hex[:8]}"
+    )
+    engine = make_engine(sqlite_url)
+    ensure_schema(engine, create=True)
+    run_id, _ = get_or_create_run(engine, "away", pin=None)
+    register(engine, run_id, scan([os.fsencode(archive_of(tmp_path / "a", per_class=1))], "none"))
+    with engine.connect() as conn:
+        ids = [int(i) for i in conn.scalars(select(Image.id).where(Image.run_id == run_id))]
+    err = io.StringIO()
+    with ThreadPoolExecutor(1) as pool:
+        watching = pool.submit(watch, "away", settings, err=err)
+        wait_until(lambda: "the broker is unreachable" in err.getvalue(), 60, "watch to notice")
+        time.sleep(3)  # several more polls, each finding the broker still away
+        assert not watching.done()
+        now = datetime.now(UTC)
+        upsert_results(  # the devices' results arrive (the database is the truth)
+            engine, [ResultRow(run_id, i, STATUS_DONE, "nano-1", now, label="Pre") for i in ids]
+        )
+        _, counts, _ = watching.result(timeout=60)
+    engine.dispose()
+    assert counts.done == len(ids) and counts.pending == 0
+    assert err.getvalue().count("the broker is unreachable") == 1, err.getvalue()
+    assert "Traceback" not in err.getvalue()
