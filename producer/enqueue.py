@@ -40,6 +40,12 @@ class EnqueueStats:
     batches: int = 0
     failed: int = 0
 
+    def add(self, other: EnqueueStats) -> None:
+        """Count what `other` (another pass over the broker) enqueued as well."""
+        self.images += other.images
+        self.batches += other.batches
+        self.failed += other.failed
+
 
 class Publisher:
     """Sends batches to the broker, pausing while the queue holds a full window."""

@@ -18,20 +18,13 @@ from allscreen.settings import Settings
 from producer.archive import LabelMode, scan
 from producer.cases import CaseNamer
 from producer.claims import database_now
-from producer.enqueue import Enqueuer, EnqueueStats, Publisher
+from producer.enqueue import Enqueuer, Publisher
 from producer.live import LiveProducers
 from producer.outage import BROKER_ERRORS, first_line
 from producer.recent import RecentBytes
 from producer.register import RegisterStats, register
 from producer.shard import Shard
 from producer.stored_paths import PathStore
-
-
-def add_stats(total: EnqueueStats, part: EnqueueStats) -> None:
-    """Add what one pass enqueued to the total."""
-    total.images += part.images
-    total.batches += part.batches
-    total.failed += part.failed
 
 
 def open_enqueuer(

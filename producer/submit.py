@@ -30,7 +30,7 @@ from producer.outage import BROKER_ERRORS, BrokerOutage, first_line
 from producer.progress import wait_for_run
 from producer.recent import RecentBytes
 from producer.register import RegisterStats, get_or_create_run
-from producer.sending import add_stats, open_enqueuer, register_while_sending
+from producer.sending import open_enqueuer, register_while_sending
 from producer.shard import Shard
 from producer.stored_paths import Locator, PathStore, locator_for_run
 
@@ -124,14 +124,14 @@ def submit(
                     )  # fmt: skip
                     t1 = time.monotonic()
                 enqueuer.pump(block=True)
-            add_stats(enq, enqueuer.stats)
             break
         except BROKER_ERRORS as exc:
-            if enqueuer is not None:
-                add_stats(enq, enqueuer.stats)
             if not outage.connected:
                 raise  # never reached: a wrong URL or a broker not started is one clear line
             outage.wait(exc)
+        finally:  # what a pass sent counts, whether or not the broker stayed
+            if enqueuer is not None:
+                enq.add(enqueuer.stats)
     if recent is not None:
         recent.clear()
     t2 = time.monotonic()
