@@ -80,8 +80,9 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-#: ALLSCREEN_* variables that are not settings: the reference model's own, and the tests'.
-FOREIGN_PREFIXES = ("ALLSCREEN_EIM_", "ALLSCREEN_TEST_")
+#: ALLSCREEN_* variables that are not settings: the reference model's own, the tests', and
+#: those allscreen sets for its own child processes (the worker's pool size).
+FOREIGN_PREFIXES = ("ALLSCREEN_EIM_", "ALLSCREEN_TEST_", "ALLSCREEN_INTERNAL_")
 
 
 def unknown_keys(environ: dict[str, str]) -> list[str]:

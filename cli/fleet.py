@@ -15,17 +15,6 @@ from allscreen.settings import checked_settings, get_settings
 from cli.base import cli
 
 
-def _solo(celery_args: tuple[str, ...]) -> bool:
-    """Whether Celery's own arguments ask for the one-process `solo` pool."""
-    args = list(celery_args)
-    for i, arg in enumerate(args):
-        if arg in ("--pool=solo", "-Psolo"):
-            return True
-        if arg in ("--pool", "-P") and args[i + 1 : i + 2] == ["solo"]:
-            return True
-    return False
-
-
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--concurrency",
@@ -62,14 +51,11 @@ def worker(
         return
     from worker.app import app
     from worker.heartbeat import announce
-    from worker.prefetch import POOL_PROCESSES_ENV
 
     if checks.model is not None:
         announce(checks.model)
 
     processes = concurrency or os.cpu_count() or 1
-    # The pool processes learn how many of them share the device (worker.prefetch).
-    os.environ[POOL_PROCESSES_ENV] = str(1 if _solo(celery_args) else processes)
     argv = [
         "worker",
         "--hostname",

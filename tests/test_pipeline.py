@@ -111,3 +111,5 @@ def test_a_plain_celery_worker_command_works_too(
         proc.terminate()
         proc.wait(30)
     assert counts.done == counts.total > 0
+    # Its one solo process learnt that it has the device to itself (worker.prefetch).
+    assert "1 pool process(es)" in (tmp_path / "celery.log").read_text()

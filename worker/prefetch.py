@@ -10,6 +10,7 @@ JPEG, tens of ms for a megapixel field on a Nano's cores) behind inference inste
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections import deque
@@ -17,7 +18,9 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from celery.signals import celeryd_after_setup
 
 from allscreen.defaults import DEFAULT_PREFETCH
 from allscreen.errors import ImageRejected
@@ -31,8 +34,10 @@ _pool: ThreadPoolExecutor | None = None
 _pool_threads = 0
 
 
-#: Set by `allscreen worker` for its pool processes: how many of them share the device.
-POOL_PROCESSES_ENV = "ALLSCREEN_POOL_PROCESSES"
+#: Set by the worker's main process for its pool processes: how many of them share the device.
+POOL_PROCESSES_ENV = "ALLSCREEN_INTERNAL_POOL_PROCESSES"
+
+log = logging.getLogger(__name__)
 
 
 def usable_cores() -> int:
@@ -45,8 +50,29 @@ def decode_threads(configured: int | None) -> int:
     return configured or usable_cores()
 
 
+def pool_size(pool_cls: object, concurrency: int) -> int:
+    """Processes that run tasks in a worker with this pool: prefork's concurrency, else one."""
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    if isinstance(pool_cls, type) and issubclass(pool_cls, PreforkPool):
+        return int(concurrency)
+    return 1
+
+
+@celeryd_after_setup.connect  # type: ignore[untyped-decorator]
+def announce_pool(sender: str, instance: Any, **_: Any) -> None:
+    """Tell the pool processes, before they start, how many of them share the device.
+
+    Celery sends this once its pool class and concurrency are resolved, whichever command
+    started it (`allscreen worker` or `celery -A worker.app worker`).
+    """
+    processes = pool_size(instance.pool_cls, instance.concurrency)
+    os.environ[POOL_PROCESSES_ENV] = str(processes)
+    log.info("%s: %d pool process(es) on %d core(s)", sender, processes, usable_cores())
+
+
 def pool_processes() -> int | None:
-    """The worker's pool processes, as `allscreen worker` announced them (None: unknown)."""
+    """The worker's pool processes, as its main process announced them (None: unknown)."""
     raw = os.environ.get(POOL_PROCESSES_ENV, "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else None
 

@@ -10,7 +10,6 @@ import pytest
 
 from allscreen.defaults import DEFAULT_PREFETCH
 from allscreen.errors import ImageRejected
-from cli.fleet import _solo
 from worker.prefetch import (
     POOL_PROCESSES_ENV,
     decode_ahead,
@@ -133,18 +132,18 @@ def test_pool_processes_are_read_from_what_the_worker_command_announced(
 
 
 @pytest.mark.parametrize(
-    ("args", "solo"),
-    [
-        ((), False),
-        (("--pool", "solo"), True),
-        (("--pool=solo",), True),
-        (("-P", "solo"), True),
-        (("-Psolo",), True),
-        (("--pool", "prefork"), False),
-        (("--pool",), False),
-    ],
+    ("pool", "processes"),
+    [("prefork", 3), ("solo", 1), ("threads", 1)],
 )
-def test_the_worker_command_counts_one_process_for_the_solo_pool(
-    args: tuple[str, ...], solo: bool
+def test_the_worker_announces_its_pool_processes_before_they_start(
+    monkeypatch: pytest.MonkeyPatch, pool: str, processes: int
 ) -> None:
-    assert _solo(args) is solo
+    from types import SimpleNamespace
+
+    from celery.concurrency import get_implementation
+    from celery.signals import celeryd_after_setup
+
+    monkeypatch.setenv(POOL_PROCESSES_ENV, "")  # restored (unset) after the test
+    instance = SimpleNamespace(pool_cls=get_implementation(pool), concurrency=3)
+    celeryd_after_setup.send(sender="dev@host", instance=instance, conf=None)
+    assert pool_processes() == processes
