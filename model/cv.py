@@ -25,11 +25,6 @@ The out-of-fold figures are printed and written as JSON to the git-ignored
 ensemble of finished runs (the mean of their out-of-fold softmax) without training::
 
     .venv/bin/python -m model.cv --name B0+B1 --combine B0 B1
-
-Every fold's network is saved as ``cv-<name>-fold<k>.pt``, so finished runs can teach a
-distilled one fold by fold (:mod:`model.distill`)::
-
-    .venv/bin/python -m model.cv --name D --distill 0.5 --teachers T0 T1
 """
 
 from __future__ import annotations
@@ -48,7 +43,6 @@ import numpy as np
 
 from model.augment import to_tensor
 from model.data import CACHE_DIR, Arrays, channel_stats, load_arrays, resolve_data_dir
-from model.distill import Teachers, fold_net_path, save_net
 from model.metrics import LABELS, confusion_matrix, metrics_from_confusion, nll
 from model.oof import OutOfFold
 from model.train import Config, config_from_args, parse_args, predict_probs, start_run, train_net
@@ -93,19 +87,8 @@ def assign_folds(labels: Sequence[str], groups: Sequence[str], k: int, seed: int
     return [fold_of_group[g] for g in groups]
 
 
-def run_cv(
-    cfg: Config,
-    data_dir: Path,
-    k: int,
-    fold_seed: int = 0,
-    name: str = "",
-    teacher_runs: Sequence[str] = (),
-) -> OutOfFold:
-    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold.
-
-    With ``name`` each fold's network is saved (:func:`model.distill.fold_net_path`); with
-    ``cfg.distill`` the fold networks of ``teacher_runs`` (same folds) teach fold by fold.
-    """
+def run_cv(cfg: Config, data_dir: Path, k: int, fold_seed: int = 0) -> OutOfFold:
+    """Train ``cfg`` on every ``k - 1`` folds and predict the held-out fold."""
     data = load_arrays(data_dir, cfg.size)
     x_all = np.concatenate([data[s].x for s in POOLED])
     y_all = np.concatenate([data[s].y for s in POOLED])
@@ -122,15 +105,7 @@ def run_cv(
         tr, te = folds != fold, folds == fold
         mean, std = channel_stats(x_all[tr])
         fold_data = {"train": Arrays(x=x_all[tr], y=y_all[tr])}
-        teachers = None
-        if cfg.distill:
-            paths = [fold_net_path(run, fold) for run in teacher_runs]
-            teachers = Teachers.from_paths(paths, cfg.arch, cfg.distill)
-        net, _ = train_net(
-            cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False, teachers=teachers
-        )
-        if name:
-            save_net(net, fold_net_path(name, fold))
+        net, _ = train_net(cfg, cfg.seed * 1000 + fold, fold_data, mean, std, select=False)
         oof[te] = predict_probs(net, to_tensor(x_all[te])).numpy()
         errors = int((oof[te].argmax(1) != y_all[te]).sum())
         seconds = time.perf_counter() - t0
@@ -202,13 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="RUN",
         help="score the mean softmax of these finished runs instead of training",
     )
-    p.add_argument(
-        "--teachers",
-        nargs="+",
-        default=[],
-        metavar="RUN",
-        help="finished runs whose fold networks teach (with --distill A)",
-    )
     own, rest = p.parse_known_args(argv)
     args = parse_args(rest)
     if own.combine:
@@ -218,12 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_cv(own.name, result), flush=True)
         return 0
     cfg = config_from_args(args)
-    if bool(cfg.distill) != bool(own.teachers):
-        p.error("--distill and --teachers go together")
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
     print(f"CV {own.name}: {own.folds} folds, config {cfg}", flush=True)
-    run = run_cv(cfg, data_dir, own.folds, own.fold_seed, own.name, own.teachers)
+    run = run_cv(cfg, data_dir, own.folds, own.fold_seed)
     result = score(run, pooled_rows(data_dir))
     result["config"] = asdict(cfg)
     result["seconds"] = time.perf_counter() - t_start

@@ -14,7 +14,6 @@ Run from the repository root (needs the ``train`` extra: torch and onnx)::
 
     .venv/bin/python -m model.train [--data ../shared/data/all] [--out model/all_cnn96.onnx]
                                     [--calibration model/calibration.json] [--report val]
-                                    [--save-net NET.pt] [--distill A --teachers NET.pt ...]
 
 Writing the default ``--out`` re-pins the launcher (:mod:`model.pin`).
 """
@@ -40,7 +39,6 @@ from torch.nn import functional as F
 from model import pin
 from model.augment import augment, to_tensor
 from model.data import Arrays, channel_stats, load_arrays, resolve_data_dir
-from model.distill import Teachers, save_net
 from model.evaluate import INPUT_SIZE, REPO_ROOT, evaluate, format_report, make_session
 from model.export import calibration_metadata, export_onnx
 from model.metrics import LABELS
@@ -66,7 +64,6 @@ class Config:
     jitter: float = 0.06
     shift: int = -1  # pixels; -1 = size // 16 (6 px at 96x96)
     stain: float = 0.0  # HED stain jitter strength (0 = off)
-    distill: float = 0.0  # the teachers' share of the target (0 = no teachers)
     threads: int = 1
 
     @property
@@ -109,15 +106,13 @@ def train_net(
     mean: Sequence[float],
     std: Sequence[float],
     select: bool = True,
-    teachers: Teachers | None = None,
 ) -> tuple[TinyCNN, dict[str, Any]]:
     """Train one network; return it at its best validation epoch, plus a log.
 
     The epoch is picked on ``data["val"]`` (best accuracy, ties broken by the lower NLL)
     among the second half of the schedule. With ``select=False`` no split is looked at
     and the last epoch is returned (``data["val"]`` is not needed): the cross-validation
-    protocol of :mod:`model.cv`. With ``teachers`` the target of every batch is theirs
-    mixed with the label (:mod:`model.distill`).
+    protocol of :mod:`model.cv`.
     """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -144,11 +139,7 @@ def train_net(
             ).permute(0, 3, 1, 2)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr)
-            if teachers is None:
-                loss = F.cross_entropy(net(xb), y_train[idx], label_smoothing=cfg.label_smoothing)
-            else:
-                target = teachers.target(xb, y_train[idx], cfg.label_smoothing)
-                loss = F.cross_entropy(net(xb), target)
+            loss = F.cross_entropy(net(xb), y_train[idx], label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -192,7 +183,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--jitter", type=float, default=d.jitter, help="colour jitter strength")
     p.add_argument("--stain", type=float, default=d.stain, help="HED stain jitter (0 = off)")
     p.add_argument("--threads", type=int, default=d.threads, help="torch threads")
-    p.add_argument("--distill", type=float, default=d.distill, help="teachers' share of the target")
     p.add_argument(
         "--calibration",
         default=str(DEFAULT_CALIBRATION),
@@ -217,7 +207,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         shift=args.shift,
         jitter=args.jitter,
         stain=args.stain,
-        distill=args.distill,
         threads=args.threads,
     )
 
@@ -239,13 +228,8 @@ def load_calibration(path: str) -> dict[str, Any] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, export and evaluate on the ``--report`` splits."""
-    own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--teachers", nargs="+", type=Path, default=[], metavar="NET")
-    own.add_argument("--save-net", type=Path, default=None, metavar="PATH")
-    extra, rest = own.parse_known_args(argv)
-    args = parse_args(rest)
+    args = parse_args(argv)
     cfg = config_from_args(args)
-    teachers = Teachers.from_paths(extra.teachers, cfg.arch, cfg.distill) if cfg.distill else None
     calibration = load_calibration(args.calibration)
     t_start = time.perf_counter()
     data_dir = start_run(cfg, args.data)
@@ -256,9 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         counts = np.bincount(arr.y, minlength=len(LABELS)).tolist()
         print(f"  {split}: {len(arr.y)} images {dict(zip(LABELS, counts, strict=True))}")
     mean, std = channel_stats(data["train"].x)
-    net, log = train_net(cfg, cfg.seed * 1000, data, mean, std, teachers=teachers)
-    if extra.save_net:
-        save_net(net, extra.save_net)
+    net, log = train_net(cfg, cfg.seed * 1000, data, mean, std)
     print(f"best val acc {log['best_val_acc'] * 100:.2f}% (val NLL {log['best_val_nll']:.4f})")
     meta = calibration_metadata(calibration)
     model = ServedModel(net, float(meta.get("temperature", "1")))
