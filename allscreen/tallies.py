@@ -88,16 +88,8 @@ def bucket_sql(value: str) -> str:
     )
 
 
-def fill_buckets(conn: Connection) -> None:
-    """Write BUCKET_EDGES into `tally_buckets` (the migration does this once)."""
-    conn.execute(text("DELETE FROM tally_buckets"))
-    conn.execute(
-        text("INSERT INTO tally_buckets (idx, upper) VALUES (:i, :u)"),
-        [{"i": i, "u": u} for i, u in enumerate(BUCKET_EDGES)],
-    )
-
-
-def _rebuild_statements(dialect: str) -> list[str]:
+def rebuild_statements(dialect: str) -> list[str]:
+    """The statements that recount one run's tallies (`:run`) from its rows."""
     minute = minute_sql(dialect, "r.finished_at")
     wait = wait_sql(dialect, "r.queued_at", "r.finished_at")
     done = "r.status = 'done'"
@@ -141,7 +133,7 @@ def _rebuild_statements(dialect: str) -> list[str]:
 
 def rebuild_in(conn: Connection, run_id: int) -> None:
     """Recompute run `run_id`'s tallies from its rows, on an open connection."""
-    for stmt in _rebuild_statements(conn.dialect.name):
+    for stmt in rebuild_statements(conn.dialect.name):
         conn.execute(text(stmt), {"run": run_id})
 
 

@@ -263,18 +263,22 @@ def _sqlite_ddl() -> list[str]:
     ]
 
 
-def create_triggers(conn: Connection) -> None:
-    """Create the tally triggers (and, on PostgreSQL, their functions)."""
-    ddl = _pg_ddl() if conn.dialect.name == "postgresql" else _sqlite_ddl()
-    for stmt in ddl:
-        conn.exec_driver_sql(stmt)
+def trigger_ddl(dialect: str) -> list[str]:
+    """The statements that create the tally triggers (and, on PostgreSQL, their functions)."""
+    return _pg_ddl() if dialect == "postgresql" else _sqlite_ddl()
+
+
+def drop_ddl(dialect: str) -> list[str]:
+    """The statements that drop what `trigger_ddl` makes."""
+    if dialect == "postgresql":
+        return [
+            f"DROP FUNCTION IF EXISTS {name}() CASCADE"
+            for name in (*_PG_FUNCTIONS, *_PG_IMAGE_FUNCTIONS)
+        ]
+    return [f"DROP TRIGGER IF EXISTS {name}" for name in _SQLITE_TRIGGERS]
 
 
 def drop_triggers(conn: Connection) -> None:
-    """Drop what `create_triggers` made."""
-    if conn.dialect.name == "postgresql":
-        for name in (*_PG_FUNCTIONS, *_PG_IMAGE_FUNCTIONS):
-            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {name}() CASCADE")
-    else:
-        for name in _SQLITE_TRIGGERS:
-            conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+    """Drop the tally triggers (benchmarks measure writes without them)."""
+    for stmt in drop_ddl(conn.dialect.name):
+        conn.exec_driver_sql(stmt)

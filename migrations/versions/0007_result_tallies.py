@@ -2,7 +2,9 @@
 
 `status`, `report` and the Prometheus exporter read these few rows instead of every result
 (allscreen/tallies.py says why triggers, allscreen/tally_sql.py what they do). Existing
-results are counted once here (the backfill), before the triggers exist.
+results are counted once here (the backfill), before the triggers exist. The SQL is the
+snapshot frozen when this migration was written (migrations/frozen/0007.json), not the
+application's code of the day.
 
 Revision ID: 0007
 Revises: 0006
@@ -14,8 +16,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from allscreen.tallies import fill_buckets, rebuild_in
-from allscreen.tally_sql import create_triggers, drop_triggers
+from migrations.frozen_sql import load
+
+SQL = load("0007")
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -96,14 +99,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("upper", name=op.f("uq_tally_buckets_upper")),
     )
     conn = op.get_bind()
-    fill_buckets(conn)
+    dialect = conn.dialect.name
+    conn.execute(
+        sa.text("INSERT INTO tally_buckets (idx, upper) VALUES (:i, :u)"),
+        [{"i": i, "u": u} for i, u in enumerate(SQL["buckets"])],
+    )
     for (run_id,) in conn.execute(sa.text("SELECT id FROM runs")).all():
-        rebuild_in(conn, int(run_id))
-    create_triggers(conn)
+        for stmt in SQL["rebuild"][dialect]:
+            conn.execute(sa.text(stmt), {"run": int(run_id)})
+    for stmt in SQL["create_triggers"][dialect]:
+        conn.exec_driver_sql(stmt)
 
 
 def downgrade() -> None:
-    drop_triggers(op.get_bind())
+    conn = op.get_bind()
+    for stmt in SQL["drop_triggers"][conn.dialect.name]:
+        conn.exec_driver_sql(stmt)
     for table in (
         "tally_buckets",
         "truth_tallies",
