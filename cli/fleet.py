@@ -55,7 +55,6 @@ def worker(
     if checks.model is not None:
         announce(checks.model)
 
-    processes = concurrency or os.cpu_count() or 1
     argv = [
         "worker",
         "--hostname",
@@ -63,7 +62,7 @@ def worker(
         "--queues",
         s.queue,
         "--concurrency",
-        str(processes),
+        str(concurrency or os.cpu_count() or 1),
         "--without-gossip",
         "--without-mingle",
         "--loglevel",

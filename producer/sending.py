@@ -75,11 +75,12 @@ def register_while_sending(
     stored: PathStore,
     shard: Shard | None,
     err: TextIO,
-) -> RegisterStats:
+) -> tuple[RegisterStats, BaseException | None]:
     """Register every image under `paths`, sending batches while the scan goes on.
 
     Sending during the scan is opportunistic: if the broker goes away, registration goes on
-    and the images are sent once it is back (`submit` waits for it).
+    and the images are sent once it is back. Returns the registration and the broker's error
+    if it went away (`submit` then waits for it, without registering again).
     """
     found = scan([os.fsencode(p) for p in paths], labels)
     if shard is not None:
@@ -118,6 +119,4 @@ def register_while_sending(
             f"warning: {cases.unmapped} images are not in the case manifest; "
             "they are screened and reported per image, in no case\n"
         )
-    if lost:
-        raise lost[0]
-    return reg
+    return reg, lost[0] if lost else None

@@ -118,11 +118,13 @@ def submit(
                     engine, pub, live, run_id, settings, pin, recent, stored, err
                 )
                 if reg is None:  # registered once, whatever happens to the broker meanwhile
-                    reg = register_while_sending(
+                    reg, lost = register_while_sending(
                         engine, run_id, paths, enqueuer, labels, recent,
                         cases=cases, stored=stored, shard=shard, err=err,
                     )  # fmt: skip
                     t1 = time.monotonic()
+                    if lost is not None:
+                        raise lost
                 enqueuer.pump(block=True)
             break
         except BROKER_ERRORS as exc:

@@ -33,6 +33,7 @@ from producer.outage import BrokerOutage
 from producer.register import get_or_create_run, register
 from producer.submit import watch
 from tests.support.images import archive_of
+from tests.support.queue import wait_for_full_window
 from tests.support.runs import outcomes, wait_until
 from tests.support.workers import workers
 
@@ -101,15 +102,6 @@ def _settings(broker: EmbeddedRedis, sqlite_url: str, retry: float) -> Settings:
     )
 
 
-def _window_full(settings: Settings) -> None:
-    assert settings.broker_url is not None
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
-    try:
-        wait_until(lambda: client.llen(settings.queue) >= 2, 60, "the producer's window to fill")
-    finally:
-        client.close()
-
-
 @pytest.mark.slow
 def test_submit_rides_out_a_broker_restart_and_every_image_is_screened_once(
     sqlite_url: str, tmp_path: Path
@@ -120,7 +112,7 @@ def test_submit_rides_out_a_broker_restart_and_every_image_is_screened_once(
     settings = _settings(broker, sqlite_url, retry=120)
     proc = _submit(settings, archive, "outage")
     try:
-        _window_full(settings)
+        wait_for_full_window(settings)
         broker.stop()  # keeps nothing on disk: the two queued batches are gone
         time.sleep(1.5)
         broker = EmbeddedRedis(port=broker.port).start()
@@ -147,7 +139,7 @@ def test_submit_gives_up_with_one_message_when_the_broker_stays_away(
     settings = _settings(broker, sqlite_url, retry=3)
     proc = _submit(settings, archive, "gone")
     try:
-        _window_full(settings)
+        wait_for_full_window(settings)
         broker.stop()
         _, err = proc.communicate(timeout=60)
     finally:

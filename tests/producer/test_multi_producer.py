@@ -16,7 +16,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import redis
 from sqlalchemy import Engine, select
 
 from allscreen.db import make_engine
@@ -24,6 +23,7 @@ from allscreen.schema import Image
 from allscreen.settings import Settings, settings_env
 from tests.support.cli import allscreen
 from tests.support.images import archive_of
+from tests.support.queue import wait_for_full_window
 from tests.support.runs import outcomes, wait_until
 from tests.support.workers import workers
 
@@ -130,12 +130,7 @@ def test_a_killed_shard_producer_submitted_again_completes_the_run_with_one_send
     # No device yet: both producers register their shards and fill the window of 2 batches,
     # then wait for room; one of them is killed there, without a chance to clean up.
     procs = [_start(settings, str(root), "--run", "r", "--shard", f"{k}/2") for k in (1, 2)]
-    assert settings.broker_url is not None
-    client: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
-    try:
-        wait_until(lambda: client.llen(settings.queue) >= 2, 60, "the window to fill")
-    finally:
-        client.close()
+    wait_for_full_window(settings)
     wait_until(lambda: len(_deliveries(settings)) == n, 60, "both shards registered")
     procs[0].send_signal(signal.SIGKILL)
     procs[0].communicate(timeout=30)

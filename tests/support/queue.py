@@ -8,6 +8,9 @@ from typing import Any
 
 import redis
 
+from allscreen.settings import Settings
+from tests.support.runs import wait_until
+
 
 def queued_batches(client: redis.Redis[bytes], queue: str) -> list[dict[str, Any]]:
     """The batch message (the task's one argument) of every message waiting in `queue`, in
@@ -25,3 +28,14 @@ def queued_batches(client: redis.Redis[bytes], queue: str) -> list[dict[str, Any
         args, _kwargs, _embed = json.loads(body)
         batches.append(args[0])
     return batches
+
+
+def wait_for_full_window(settings: Settings, batches: int = 2) -> None:
+    """Wait until the run's queue holds `batches` messages: with no device yet, a producer
+    has filled its window (`max_queued_batches`) and waits for room."""
+    assert settings.broker_url is not None
+    client: redis.Redis[bytes] = redis.Redis.from_url(settings.broker_url)
+    try:
+        wait_until(lambda: client.llen(settings.queue) >= batches, 60, "the window to fill")
+    finally:
+        client.close()
